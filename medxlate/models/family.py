@@ -1,0 +1,67 @@
+"""The torch-side contract between a model family, the training engine and synthesize.
+
+A family module's ``ModelSpec.entry`` names an object implementing :class:`Family`. The
+engine owns everything generic (devices, AMP, EMA, accumulation, clipping, checkpoints,
+DDP, logging); the family owns its networks, losses and sampling.
+
+Batches (``dict[str, Tensor]``, all in network space [-1, 1], shape (B, C, H, W)):
+    ``"mr"``: MR slices; C = 2k+1 for a 2.5D config with ``config["context"] = k``
+    (centre slice in the middle), else 1.
+    ``"ct"``: CT slices, same C as ``"mr"``.
+    ``"mask"``: body mask of the centre slice, (B, 1, H, W), float 0/1.
+    ``"ct_edges"``/``"mr_edges"``: Canny maps of the centre slice, (B, 1, H, W).
+For ``config["pairing"] == "unpaired"`` the engine draws ``"mr"`` and ``"ct"`` from
+independent random slices (different subjects), so a family must not assume alignment.
+The translation direction is ``config["direction"]`` ("mri2ct" or "ct2mri").
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+
+class StepContext(Protocol):
+    """What the engine hands to ``training_step``.
+
+    ``backward(loss)`` scales for AMP and divides by the accumulation count;
+    ``step(name)`` clips, steps and zero-grads optimiser ``name`` (only on the last
+    micro-batch of an accumulation cycle); ``autocast()`` is the AMP context;
+    ``step_index`` counts optimiser cycles; ``device``; ``generator`` (seeded torch.Generator
+    for the family's noise).
+    """
+
+    step_index: int
+    device: torch.device
+    generator: torch.Generator
+
+    def backward(self, loss: torch.Tensor) -> None: ...
+    def step(self, name: str) -> None: ...
+    def autocast(self) -> Any: ...
+
+
+class Family(Protocol):
+    """One model family (DDPM, SynDiff, pix2pix...)."""
+
+    def build(self, config: dict[str, Any]) -> dict[str, nn.Module]:
+        """Every network of the model, by name (generators, discriminators...)."""
+
+    def optimizers(self, nets: dict[str, nn.Module],
+                   config: dict[str, Any]) -> dict[str, torch.optim.Optimizer]:
+        """Optimisers by name; LR schedules are the engine's (config["lr_schedule"])."""
+
+    def inference_nets(self, config: dict[str, Any]) -> list[str]:
+        """Names of the networks saved in model.safetensors and used to synthesise.
+        The engine keeps an EMA copy of these (config["ema"], e.g. 0.999) and ships it."""
+
+    def training_step(self, nets: dict[str, nn.Module], batch: dict[str, torch.Tensor],
+                      ctx: StepContext, config: dict[str, Any]) -> dict[str, float]:
+        """One optimisation cycle; returns named scalar losses for the log."""
+
+    def translate(self, nets: dict[str, nn.Module], source: torch.Tensor, *,
+                  config: dict[str, Any], sampler: str, steps: int | None, eta: float,
+                  generator: torch.Generator | None, callback=None) -> torch.Tensor:
+        """Map source slices (B, C, H, W) to target slices (B, 1, H, W) in [-1, 1]."""
