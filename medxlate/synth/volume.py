@@ -1,0 +1,146 @@
+"""Translate one volume: the synthesis pipeline of issue 7, on the input's own grid.
+
+canonical volume -> body mask -> resample to the checkpoint's training spacing -> normalise
+with the checkpoint's parameters (MR percentiles inside the body) -> slices with context,
+padded to the training slice size -> batched ``family.translate`` -> inverse normalisation
+-> reassemble -> resample back onto the input grid -> background outside the body.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from medxlate.io.volume import Volume
+from medxlate.preprocess.mask import body_mask
+from medxlate.preprocess.normalise import (
+    denormalise,
+    modality_spec,
+    normalise,
+    normalise_ct,
+    normalise_mr,
+)
+from medxlate.synth.grid import onto_grid, to_spacing
+from medxlate.synth.slicer import SlicePlan, body_box
+
+CT_BACKGROUND_HU = -1024.0
+# A synthetic MR has no subject-specific scale: percentile-normalised models write it as
+# 0..1000 (arbitrary units), z-scored models as z-scores, unless the checkpoint's `data`
+# records `mr_reference` ({"low", "high"} or {"mean", "std"}).
+MR_DEFAULT_SCALE = {"percentile": {"low": 0.0, "high": 1000.0},
+                    "zscore": {"mean": 0.0, "std": 1.0}}
+MODALITY = {"mri2ct": ("MR", "CT"), "ct2mri": ("CT", "MR")}
+
+
+@dataclass
+class SynthOptions:
+    """How to translate: sampler settings, samples, masking and batching."""
+
+    direction: str
+    sampler: str
+    steps: int | None = None
+    eta: float = 0.0
+    samples: int = 1
+    batch_size: int = 8
+    mask: bool = True
+
+
+def network_background(spec: dict) -> float:
+    """Network-space value of the background (air / no signal) for a normalisation entry."""
+    return 0.0 if spec["kind"] == "zscore" else -1.0
+
+
+def target_params(model, modality: str) -> dict[str, float]:
+    if modality == "CT":
+        return {}
+    kind = modality_spec(model.meta.normalisation, "MR")["kind"]
+    return dict(model.meta.data.get("mr_reference") or MR_DEFAULT_SCALE[kind])
+
+
+def synthesize_volume(vol: Volume, model, opts: SynthOptions, generator=None,
+                      progress: Callable[[int, int], Any] | None = None
+                      ) -> tuple[Volume, Volume | None, dict[str, Any]]:
+    """Translate canonical ``vol`` with ``model``; returns (synthetic, std or None, info).
+
+    The synthetic volume (and the per-voxel standard deviation over ``opts.samples``
+    samples, in output units, when ``samples > 1``) lies on exactly ``vol``'s grid.
+    ``progress(n, total)`` is called after each batch with the number of slices (tiles) it
+    held and the total for the volume.
+    """
+    import torch
+
+    src_mod, tgt_mod = MODALITY[opts.direction]
+    norm = model.meta.normalisation
+    data = model.meta.data or {}
+    config = {**model.config, "direction": opts.direction}
+    if opts.samples > 1 and "test_dropout" in config:
+        config["test_dropout"] = True  # pix2pix: the paper's test-time dropout is its noise
+    mask = body_mask(vol, modality=src_mod)
+    work = to_spacing(vol, data.get("spacing_mm"))
+    work_mask = (to_spacing(vol.with_array(mask.astype(np.float32)), data.get("spacing_mm"),
+                            order=0).array > 0.5)
+    # As preprocess does for training data: outside the body MR is 0 and CT -1024 HU before
+    # normalisation, and slices are padded with the normalised value of that background.
+    raw_bg = CT_BACKGROUND_HU if src_mod == "CT" else 0.0
+    source = np.where(work_mask, work.array, raw_bg) if opts.mask else work.array
+    x, params = normalise(source, src_mod, norm, mask=work_mask)
+    if src_mod == "CT":
+        background = float(normalise_ct(np.float32(raw_bg), norm))
+    else:
+        background = float(normalise_mr(np.zeros(1, np.float32), norm, params,
+                                        np.zeros(1, bool))[0])
+
+    axis = int(data.get("slice_axis", 2))
+    size = config.get("slice_size") or data.get("slice_size")
+    slices_x = np.moveaxis(x, axis, 0)
+    if opts.mask:
+        box, keep = body_box(np.moveaxis(work_mask, axis, 0))
+    else:
+        box, keep = None, None
+    plan = SlicePlan(slices_x.shape, size, int(config.get("context", 0)), box, keep)
+
+    total = np.zeros(slices_x.shape, np.float32)
+    total_std = np.zeros(slices_x.shape, np.float32) if opts.samples > 1 else None
+    weights = np.zeros(slices_x.shape, np.float32)
+    std_weights = np.zeros(slices_x.shape, np.float32)
+    t_params = target_params(model, tgt_mod)
+    device = model.device
+    for start in range(0, len(plan.tiles), opts.batch_size):
+        tiles = plan.tiles[start:start + opts.batch_size]
+        src = torch.from_numpy(plan.batch(slices_x, tiles, background)).to(device)
+        draws = []
+        for _ in range(opts.samples):
+            out = model.family.translate(model.nets, src, config=config, sampler=opts.sampler,
+                                         steps=opts.steps, eta=opts.eta, generator=generator)
+            out = out[:, 0].float().cpu().numpy()
+            draws.append(denormalise(out, tgt_mod, norm, t_params))
+        draws = np.stack(draws)
+        plan.accumulate(total, weights, tiles, draws.mean(axis=0))
+        if total_std is not None:
+            plan.accumulate(total_std, std_weights, tiles, draws.std(axis=0))
+        if progress is not None:
+            progress(len(tiles), len(plan.tiles))
+
+    fill = CT_BACKGROUND_HU if tgt_mod == "CT" else float(
+        denormalise(np.float32(network_background(modality_spec(norm, "MR"))), "MR", norm,
+                    t_params))
+    covered = weights > 0
+    work_out = np.where(covered, total / np.where(covered, weights, 1.0), fill)
+    work_out = np.moveaxis(work_out, 0, axis)
+    out = onto_grid(work_out, work.affine, vol)
+    if opts.mask:
+        out = np.where(mask, out, fill)
+    sct = vol.with_array(out.astype(np.float32), modality=tgt_mod)
+    std_vol = None
+    if total_std is not None:
+        std_work = np.where(covered, total_std / np.where(covered, std_weights, 1.0), 0.0)
+        std = np.clip(onto_grid(np.moveaxis(std_work, 0, axis), work.affine, vol), 0, None)
+        if opts.mask:
+            std = np.where(mask, std, 0.0)
+        std_vol = vol.with_array(std.astype(np.float32), modality=tgt_mod)
+    info = {"working_spacing_mm": list(work.spacing), "working_shape": list(work.shape),
+            "tiles": len(plan.tiles), "body_voxels": int(mask.sum())}
+    return sct, std_vol, info
