@@ -4,61 +4,109 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from medxlate.cli._errors import add_command
 
 SERIES_HELP = "SeriesInstanceUID or 0-based index, when a DICOM folder holds several series."
+SKIP_HELP = "DICOM: ignore derived images, localizers and scouts (ImageType)."
 
 
-def info(
-    path: Path = typer.Argument(..., help="NIfTI, MHA/NRRD, DICOM folder, .dcm or .zip."),
-    series: str = typer.Option(None, "--series", help=SERIES_HELP),
-    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
-) -> None:
-    """Print shape, spacing, orientation, origin, modality and value statistics."""
-    from medxlate.io import read_volume
-    from medxlate.io.summary import summarize
-
-    summary = summarize(read_volume(path, series=series))
-    if as_json:
-        typer.echo(json.dumps(summary, indent=2))
-        return
+def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=str(path), show_header=False)
+    table = Table(title=title, show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
-    for key, value in summary.items():
-        if isinstance(value, float):
-            value = f"{value:.6g}"
-        elif isinstance(value, (list, tuple)):
-            value = " x ".join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in value) \
-                if key in ("shape", "spacing_mm") else ", ".join(f"{v:.6g}" for v in value)
-        elif isinstance(value, dict):
-            value = "  ".join(f"{k}: {v:.6g}" for k, v in value.items())
-        table.add_row(key, str(value))
+    for key, value in rows:
+        table.add_row(key, value)
     Console().print(table)
 
 
-def convert(
-    src: Path = typer.Argument(..., help="Input image (any format `info` reads)."),
-    dst: Path = typer.Argument(..., help="Output: .nii/.nii.gz, .mha, .nrrd, or a folder "
-                                          "(DICOM series)."),
+def _format(key: str, value) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        sep = " x " if key in ("shape", "spacing_mm") else ", "
+        return sep.join(f"{v:.6g}" if isinstance(v, float) else str(v) for v in value)
+    if isinstance(value, dict):
+        return "  ".join(f"{k}: {v:.6g}" if isinstance(v, float) else f"{k}: {v}"
+                         for k, v in value.items())
+    return str(value)
+
+
+def _list_series(path: Path, skip_derived: bool, as_json: bool) -> None:
+    from medxlate.io.dicom_read import list_series
+
+    series = list_series(path, skip_derived)
+    if as_json:
+        typer.echo(json.dumps(series, indent=2))
+        return
+    _print_table(f"{path}: {len(series)} series",
+                 [(str(s["index"]), (f"{s['uid']}  '{s['description']}'  {s['slices']} "
+                                     f"slices  {s['modality']}")) for s in series])
+
+
+def info(
+    path: Annotated[Path, typer.Argument(help="NIfTI, MHA/NRRD, DICOM folder, .dcm or .zip.")],
     series: str = typer.Option(None, "--series", help=SERIES_HELP),
+    skip_derived: bool = typer.Option(False, "--skip-derived", help=SKIP_HELP),
+    list_series: bool = typer.Option(False, "--list-series",
+                                     help="DICOM: list the series (index, UID, description, "
+                                          "slices, modality) instead of reading one."),
+    as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+) -> None:
+    """Print shape, spacing, orientation, origin, modality and value statistics.
+
+    NaN/Inf voxels are counted (non_finite_voxels), not refused as by other commands.
+    """
+    if list_series:
+        return _list_series(path, skip_derived, as_json)
+    from medxlate.io import read_volume
+    from medxlate.io.summary import summarize
+
+    vol = read_volume(path, series=series, skip_derived=skip_derived, allow_nonfinite=True)
+    summary = summarize(vol)
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    _print_table(str(path), [(k, _format(k, v)) for k, v in summary.items()])
+
+
+def convert(
+    src: Annotated[Path, typer.Argument(help="Input image (any format `info` reads).")],
+    dst: Annotated[Path, typer.Argument(help="Output: .nii/.nii.gz, .mha/.mhd, .nrrd/.nhdr, "
+                                             "or a folder name (DICOM series).")],
+    series: str = typer.Option(None, "--series", help=SERIES_HELP),
+    skip_derived: bool = typer.Option(False, "--skip-derived", help=SKIP_HELP),
     modality: str = typer.Option(None, "--modality", help="CT or MR when the input does not "
                                                           "say (NIfTI, MHA)."),
+    description: str = typer.Option("medxlate converted", "--description",
+                                    help="SeriesDescription of a DICOM output."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
 ) -> None:
-    """Convert between NIfTI, MetaImage/NRRD and DICOM, keeping geometry and values."""
-    from medxlate.io import read_volume, write_volume
+    """Convert between NIfTI, MetaImage/NRRD and DICOM, keeping geometry and values.
 
-    vol = read_volume(src, series=series)
+    A DICOM output of a DICOM input joins its patient, study and frame of reference.
+    """
+    from medxlate.errors import UsageError
+    from medxlate.io import read_volume, write_volume
+    from medxlate.io.readers import format_of
+
+    if modality is not None and modality.upper() not in ("CT", "MR"):
+        raise UsageError(f"--modality {modality}: choose CT or MR")
+    vol = read_volume(src, series=series, skip_derived=skip_derived,
+                      modality=modality.upper() if modality else "unknown")
     if modality:
-        vol.modality = modality
-    write_volume(vol, dst, overwrite=overwrite)
+        vol.modality = modality.upper()
+    extra = {}
+    if dst.suffix == "" or dst.is_dir():
+        extra = {"description": description,
+                 "reference": vol if format_of(src) == "dicom" else None}
+    write_volume(vol, dst, overwrite=overwrite, **extra)
     typer.echo(f"wrote {dst} ({' x '.join(map(str, vol.shape))}, {vol.orientation})")
 
 

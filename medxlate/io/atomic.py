@@ -27,6 +27,8 @@ def check_writable(path: Path, overwrite: bool) -> None:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"cannot create output folder {parent}: {exc.strerror}") from exc
+    if not parent.is_dir():
+        raise OutputError(f"cannot write {path}: {parent} is not a folder")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"output folder {parent} is not writable")
 
@@ -52,8 +54,11 @@ def atomic_path(path: Path | str, overwrite: bool = False) -> Iterator[Path]:
     """
     path = Path(path)
     check_writable(path, overwrite)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + _suffix(path),
-                                    dir=path.parent)
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part" + _suffix(path),
+                                        dir=path.parent)
+    except OSError as exc:  # e.g. read-only file system, or root-squashed network share
+        raise OutputError(f"cannot write in {path.parent}: {exc.strerror}") from exc
     os.close(fd)
     tmp = Path(tmp_name)
     tmp.unlink()

@@ -26,4 +26,13 @@ def summarize(vol: Volume) -> dict:
         "percentiles": {f"p{p}": float(v) for p, v in zip(pcts, values)},
         "non_finite_voxels": int(data.size - finite.size),
         "source": vol.meta.get("source", ""),
+        **_dicom_fields(vol.meta.get("dicom") or {}),
     }
+
+
+def _dicom_fields(dicom: dict) -> dict:
+    """Which DICOM series was read (when it came from DICOM)."""
+    if not dicom:
+        return {}
+    return {"series_uid": dicom.get("SeriesInstanceUID", ""),
+            "series_description": dicom.get("SeriesDescription", "")}

@@ -1,0 +1,187 @@
+"""Write a Volume as a derived DICOM series (e.g. a synthetic CT), one file per slice.
+
+Slices are written along the volume's superior axis in LPS storage order (columns
+towards patient Left, rows towards Posterior for an axial volume), the layout treatment
+planning systems expect. Pixels are int16 with RescaleSlope 1 / RescaleIntercept 0 for
+CT, so stored values are HU; values outside int16 are clipped to [-32768, 32767] and
+non-integer values rounded to the nearest integer.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.sequence import Sequence
+from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, generate_uid
+
+from medxlate import __version__
+from medxlate.errors import InputError, OutputError, UsageError
+from medxlate.io.atomic import atomic_path
+from medxlate.io.volume import Volume
+
+CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
+MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
+RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
+INT16 = np.iinfo(np.int16)
+COPIED_FROM_REFERENCE = (
+    "PatientName", "PatientID", "PatientBirthDate", "PatientSex", "PatientAge",
+    "StudyInstanceUID", "StudyID", "StudyDate", "StudyTime", "StudyDescription",
+    "AccessionNumber", "ReferringPhysicianName", "FrameOfReferenceUID",
+    "PositionReferenceIndicator", "PatientPosition", "BodyPartExamined",
+)
+
+
+def _lps_ordered(vol: Volume) -> Volume:
+    """The same image with voxel axes closest to L, P, S (world coordinates unchanged)."""
+    ornt = nib.orientations.io_orientation(vol.affine)
+    transform = nib.orientations.ornt_transform(ornt, nib.orientations.axcodes2ornt("LPS"))
+    array = nib.orientations.apply_orientation(vol.array, transform)
+    affine = vol.affine @ nib.orientations.inv_ornt_aff(transform, vol.array.shape)
+    return Volume(np.ascontiguousarray(array), affine, vol.modality, vol.meta)
+
+
+def _stored_values(vol: Volume) -> tuple[np.ndarray, float, float]:
+    """int16 pixels and (slope, intercept).
+
+    CT (and "unknown", which is written as CT): HU rounded and clipped, slope 1. MR keeps
+    slope 1 when its values are integers inside int16; otherwise a linear rescale spreads
+    [min, max] over the int16 range so that no contrast is lost.
+    """
+    data = vol.array.astype(np.float64)
+    if vol.modality != "MR" or (np.all(data == np.rint(data)) and data.min() >= INT16.min
+                                and data.max() <= INT16.max):
+        return np.clip(np.rint(data), INT16.min, INT16.max).astype(np.int16), 1.0, 0.0
+    low, high = float(data.min()), float(data.max())
+    slope = (high - low) / (INT16.max - INT16.min) or 1.0
+    intercept = low - INT16.min * slope
+    stored = np.clip(np.rint((data - intercept) / slope), INT16.min, INT16.max)
+    return stored.astype(np.int16), slope, intercept
+
+
+def _base_dataset(vol: Volume, reference: Volume | None, description: str,
+                  series_uid: str) -> Dataset:
+    ds = Dataset()
+    ref = (reference.meta.get("dicom") or {}) if reference is not None else {}
+    now = dt.datetime.now()
+    if ref:
+        for keyword in COPIED_FROM_REFERENCE:
+            if keyword in ref:
+                setattr(ds, keyword, ref[keyword])
+    else:  # a standalone series: new patient and study, labelled as such
+        ds.PatientName = "MEDXLATE^STANDALONE"
+        ds.PatientID = "MEDXLATE-" + generate_uid()[-12:]
+        ds.StudyInstanceUID = generate_uid()
+        ds.FrameOfReferenceUID = generate_uid()
+        ds.StudyDescription = "medxlate standalone series (no reference DICOM)"
+        ds.StudyDate, ds.StudyTime = now.strftime("%Y%m%d"), now.strftime("%H%M%S")
+        ds.StudyID = "1"
+    for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex",
+                    "ReferringPhysicianName", "AccessionNumber", "StudyID"):
+        if keyword not in ds:
+            setattr(ds, keyword, "")
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    ds.Modality = "MR" if vol.modality == "MR" else "CT"
+    ds.SOPClassUID = MR_STORAGE if ds.Modality == "MR" else CT_STORAGE
+    ds.SeriesInstanceUID = series_uid
+    ds.SeriesNumber = int(ref.get("SeriesNumber", 0) or 0) + 1000
+    ds.SeriesDescription = description
+    ds.SeriesDate = ds.ContentDate = now.strftime("%Y%m%d")
+    ds.SeriesTime = ds.ContentTime = now.strftime("%H%M%S")
+    ds.ImageType = ["DERIVED", "SECONDARY"]
+    ds.Manufacturer = "medxlate"
+    ds.SoftwareVersions = f"medxlate {__version__}"
+    if ref.get("SeriesInstanceUID"):
+        item = Dataset()
+        item.SeriesInstanceUID = ref["SeriesInstanceUID"]
+        item.StudyInstanceUID = ref.get("StudyInstanceUID", ds.StudyInstanceUID)
+        ds.ReferencedSeriesSequence = Sequence([item])
+        ds.DerivationDescription = f"derived by medxlate from series {ref['SeriesInstanceUID']}"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+    return ds
+
+
+def write_dicom_series(vol: Volume, folder: Path | str, overwrite: bool = False,
+                       reference: Volume | None = None,
+                       description: str = "medxlate derived CT") -> list[Path]:
+    """Write ``vol`` as a DICOM series folder (one IMxxxxx.dcm per slice), atomically.
+
+    Args:
+        vol: the image; CT in HU. Values outside int16 are clipped, others rounded.
+        folder: output folder (must not exist unless ``overwrite``).
+        overwrite: replace an existing folder.
+        reference: a Volume read from DICOM (its ``meta["dicom"]``): patient, study and
+            FrameOfReferenceUID are copied and ReferencedSeriesSequence points to it. None
+            writes a standalone series with new patient/study UIDs, labelled as such.
+        description: SeriesDescription.
+
+    Returns:
+        The paths of the written files, in slice order (inferior to superior).
+
+    Raises:
+        UsageError: ``reference`` was not read from DICOM.
+        InputError: the volume holds NaN/Inf voxels.
+        OutputError: the folder exists (without ``overwrite``) or cannot be written.
+    """
+    folder = Path(folder)
+    if reference is not None and not reference.meta.get("dicom"):
+        raise UsageError("the reference volume has no DICOM metadata (read it from DICOM); "
+                         "pass reference=None for a standalone series")
+    bad = int(vol.array.size - np.count_nonzero(np.isfinite(vol.array)))
+    if bad:
+        raise InputError(f"{bad} voxels are NaN/Inf; DICOM cannot store them")
+    out = _lps_ordered(vol)
+    stored, slope, intercept = _stored_values(out)
+    lps = RAS_TO_LPS @ out.affine
+    spacing = np.linalg.norm(lps[:3, :3], axis=0)
+    row_cos, col_cos = lps[:3, 0] / spacing[0], lps[:3, 1] / spacing[1]
+    series_uid = generate_uid()
+    base = _base_dataset(out, reference, description, series_uid)
+    names = []
+    with atomic_path(folder, overwrite) as tmp:
+        try:
+            tmp.mkdir()
+        except OSError as exc:
+            raise OutputError(f"{folder}: cannot create the series folder ({exc})") from exc
+        for k in range(out.shape[2]):
+            ds = Dataset()
+            ds.update(base)
+            ds.SOPInstanceUID = generate_uid()
+            ds.InstanceNumber = k + 1
+            position = lps[:3, :3] @ [0, 0, k] + lps[:3, 3]
+            ds.ImagePositionPatient = [_ds(v) for v in position]
+            ds.ImageOrientationPatient = [_ds(v) for v in (*row_cos, *col_cos)]
+            ds.PixelSpacing = [_ds(spacing[1]), _ds(spacing[0])]  # row spacing \ column
+            ds.SliceThickness = _ds(spacing[2])
+            ds.SpacingBetweenSlices = _ds(spacing[2])
+            ds.SliceLocation = _ds(float(position @ np.cross(row_cos, col_cos)))
+            ds.Rows, ds.Columns = out.shape[1], out.shape[0]
+            ds.RescaleSlope, ds.RescaleIntercept = _ds(slope), _ds(intercept)
+            if ds.Modality == "CT":
+                ds.RescaleType = "HU"
+            ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()
+            ds.file_meta = _file_meta(ds)
+            name = f"IM{k + 1:05d}.dcm"
+            ds.save_as(tmp / name, enforce_file_format=True)
+            names.append(name)
+    return [folder / n for n in names]
+
+
+def _ds(value: float) -> str:
+    """A decimal string of at most 16 characters (DICOM DS) keeping micrometre precision."""
+    text = f"{float(value):.10g}"
+    return text if len(text) <= 16 else f"{float(value):.6f}"[:16]
+
+
+def _file_meta(ds: Dataset) -> FileMetaDataset:
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = ds.SOPClassUID
+    meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
+    return meta
