@@ -1,0 +1,104 @@
+"""`medxlate phantom`: paired MR/CT head or pelvis phantom cohorts with exact truth."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from medxlate.cli._errors import add_command
+
+CONTRASTS = {"t1": ("t1w",), "t2": ("t2w",), "both": ("t1w", "t2w")}
+
+
+def _check(config_args: dict) -> None:
+    from medxlate.errors import UsageError
+
+    a = config_args
+    if a["subjects"] < 1:
+        raise UsageError(f"--subjects must be at least 1 (got {a['subjects']})")
+    if a["region"] not in ("brain", "pelvis"):
+        raise UsageError(f"--region must be brain or pelvis (got {a['region']!r})")
+    if a["contrast"] not in CONTRASTS:
+        raise UsageError(f"--contrast must be t1, t2 or both (got {a['contrast']!r})")
+    if a["fmt"] not in ("nifti", "dicom"):
+        raise UsageError(f"--format must be nifti or dicom (got {a['fmt']!r})")
+    if a["size"] is not None and any(n < 8 or n > 2048 for n in a["size"]):
+        raise UsageError(f"--size values must be between 8 and 2048 voxels (got {a['size']})")
+    if a["spacing"] is not None and any(not 0.1 <= s <= 20 for s in a["spacing"]):
+        raise UsageError(f"--spacing values must be between 0.1 and 20 mm (got {a['spacing']})")
+    if not 0 <= a["misalign_deg"] <= 180:
+        raise UsageError(f"--misalign-deg must be in [0, 180] (got {a['misalign_deg']})")
+    if not 0 <= a["misalign_mm"] <= 500:
+        raise UsageError(f"--misalign-mm must be in [0, 500] (got {a['misalign_mm']})")
+    if a["workers"] < 1:
+        raise UsageError(f"--workers must be at least 1 (got {a['workers']})")
+
+
+def phantom(
+    out: Path = typer.Option(..., "--out", help="Output folder (SynthRAD layout)."),  # noqa: B008
+    subjects: int = typer.Option(1, "--subjects", help="Number of subjects."),
+    region: str = typer.Option("brain", "--region", help="brain (head) or pelvis."),
+    seed: int = typer.Option(0, "--seed", help="Cohort seed; subject i depends only on "
+                                                  "(seed, region, i)."),
+    size: tuple[int, int, int] = typer.Option(None, "--size", help="MR grid shape X Y Z "
+                                              "(default: the region's field of view)."),
+    spacing: tuple[float, float, float] = typer.Option(
+        None, "--spacing", help="MR voxel size X Y Z in mm (default: drawn per subject)."),
+    contrast: str = typer.Option("t1", "--contrast", help="t1, t2 or both (mr.nii.gz is T1w "
+                                                          "unless t2)."),
+    misalign_deg: float = typer.Option(10.0, "--misalign-deg",
+                                       help="Largest MR rotation relative to the CT (deg)."),
+    misalign_mm: float = typer.Option(10.0, "--misalign-mm",
+                                      help="Largest MR translation relative to the CT (mm)."),
+    flip: bool = typer.Option(False, "--flip", help="Also turn the MR 180 degrees about the "
+                                                     "L-R or A-P axis."),
+    fmt: str = typer.Option("nifti", "--format", help="nifti or dicom (MR and CT series)."),
+    workers: int = typer.Option(1, "--workers", help="Processes generating subjects."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace existing outputs."),
+    no_ct_on_mr: bool = typer.Option(False, "--no-ct-on-mr",
+                                     help="Skip ct_on_mr.nii.gz (CT on the MR grid)."),
+    preview: Path = typer.Option(  # noqa: B008
+        None, "--preview", help="Also write a PNG of the first subject (MR | CT, three planes)."),
+) -> None:
+    """Generate paired MR/CT phantoms with known transform, labels and tissue values.
+
+    Writes DIR/<id>/ (ids like brain-000): mr.nii.gz (T1w unless --contrast t2; with both
+    also mr_t1 and mr_t2), ct.nii.gz (own grid), ct_on_mr.nii.gz (CT on the MR grid through
+    the true transform), mask.nii.gz and labels.nii.gz (MR grid), labels_ct.nii.gz (CT grid),
+    truth.json (x_ct = mr_to_ct @ x_mr, RAS mm); and DIR/cohort.csv (id,mr,ct,mask,truth).
+    """
+    size = tuple(size) if size and None not in size else None
+    spacing = tuple(spacing) if spacing and None not in spacing else None
+    _check({"subjects": subjects, "region": region, "contrast": contrast, "fmt": fmt,
+            "size": size, "spacing": spacing, "misalign_deg": misalign_deg,
+            "misalign_mm": misalign_mm, "workers": workers})
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from medxlate.io.atomic import check_writable
+    from medxlate.phantom.cohort import generate_cohort, plan_outputs
+    from medxlate.phantom.subject import PhantomConfig, check_config
+
+    config = PhantomConfig(region=region, size=size, spacing=spacing,
+                           contrasts=CONTRASTS[contrast], misalign_deg=misalign_deg,
+                           misalign_mm=misalign_mm, flip=flip, ct_on_mr=not no_ct_on_mr)
+    check_config(config)
+    plan_outputs(out, subjects, region, overwrite)
+    if preview is not None:
+        check_writable(preview, overwrite)
+    console = Console(stderr=True)
+    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=True) as progress:
+        task = progress.add_task(f"phantom {region}", total=subjects)
+        rows = generate_cohort(out, subjects, config, seed, fmt=fmt, workers=workers,
+                               overwrite=overwrite, on_done=lambda _: progress.advance(task))
+    if preview is not None:
+        from medxlate.phantom.preview import preview_folder
+
+        preview_folder(out / rows[0]["id"], preview, overwrite=overwrite)
+    typer.echo(f"wrote {len(rows)} {region} subject(s) and {out / 'cohort.csv'}")
+
+
+def register(app: typer.Typer) -> None:
+    add_command(app, "phantom", phantom)
