@@ -1,0 +1,247 @@
+"""`medxlate evaluate`: SynthRAD-exact metrics of synthetic images, reports, plots, CI gates."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated as Opt
+
+import typer
+
+from medxlate.cli._errors import add_command
+
+#: Columns of the screen table and their headers (the files hold every metric).
+SCREEN_METRICS = {"mae": "MAE", "me": "ME", "psnr": "PSNR", "ssim": "SSIM", "ms_ssim": "MS-SSIM",
+                  "nmse": "NMSE", "mae_air": "MAE air", "mae_soft_tissue": "MAE soft",
+                  "mae_bone": "MAE bone"}
+
+
+def _validate(modality: str, hu_range, tissue, percentiles, device: str) -> str:
+    from medxlate.errors import UsageError
+
+    modality = modality.upper()
+    if modality not in ("CT", "MR"):
+        raise UsageError(f"--modality must be CT (synthetic CT) or MR (synthetic MR), got "
+                         f"{modality!r}")
+    if hu_range is not None:
+        if modality == "MR":
+            raise UsageError("--hu-range applies to synthetic CT; synthetic MR uses the "
+                             "normalised range")
+        if not hu_range[0] < hu_range[1]:
+            raise UsageError(f"--hu-range needs LOW < HIGH, got {hu_range[0]} {hu_range[1]}")
+    if tissue is not None and not tissue[0] < tissue[1]:
+        raise UsageError(f"--tissue-thresholds need AIR_SOFT < SOFT_BONE, got {tissue}")
+    if percentiles is not None and not 0 <= percentiles[0] < percentiles[1] <= 100:
+        raise UsageError(f"--mr-percentiles need 0 <= LOW < HIGH <= 100, got {percentiles}")
+    if device not in ("auto", "cpu", "cuda"):
+        raise UsageError(f"--device must be auto, cpu or cuda, got {device!r}")
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UsageError("--device cuda: no CUDA device is available")
+    return modality
+
+
+def _known_metrics(modality: str) -> list[str]:
+    names = ["mae", "me", "psnr", "ssim", "ms_ssim", "nmse"]
+    return names + (["mae_air", "mae_soft_tissue", "mae_bone"] if modality == "CT" else [])
+
+
+def _check_gate_metrics(gates, modality: str) -> None:
+    import re
+
+    from medxlate.evaluate.gates import check_metrics
+
+    known = _known_metrics(modality)
+    label_gates = [g for g in gates if re.fullmatch(r"mae_label_\d+", g.metric)]
+    check_metrics([g for g in gates if g not in label_gates], known + ["mae_label_<k>"])
+
+
+def _table(records: list[dict], summary: dict, modality: str):
+    from rich.table import Table
+
+    from medxlate.evaluate.report import _fmt, metric_names
+
+    names = [n for n in metric_names(records) if n in SCREEN_METRICS]
+    unit = "HU" if modality == "CT" else "normalised"
+    table = Table(title=f"medxlate evaluate ({len(records)} subject(s), MAE/ME in {unit})")
+    table.add_column("id", style="bold", no_wrap=True)
+    for n in names:
+        table.add_column(SCREEN_METRICS[n], justify="right", no_wrap=True)
+    for r in records:
+        table.add_row(r["id"], *[_fmt(r["metrics"].get(n), n) for n in names])
+    if len(records) > 1:
+        table.add_section()
+        for stat in ("mean", "std", "median", "min", "max"):
+            table.add_row(stat, *[_fmt(summary[n].get(stat), n) for n in names],
+                          style="italic")
+    return table
+
+
+def evaluate(
+    pred: Opt[Path | None, typer.Option(
+        "--pred", help="Synthetic image, or a folder of them (<id>.nii.gz or <id>/sct.nii.gz)."
+    )] = None,
+    ref: Opt[Path | None, typer.Option(
+        "--ref", help="Reference image, a folder matched by id (<id>.nii.gz or SynthRAD "
+                      "<id>/ct.nii.gz), or a preprocess dataset folder.")] = None,
+    mask: Opt[Path | None, typer.Option(
+        "--mask", help="Body mask (a folder in cohort mode). Default: the dataset's or SynthRAD "
+                       "folder's mask, else computed from the reference.")] = None,
+    labels: Opt[Path | None, typer.Option(
+        "--labels", help="Label map for per-label MAE (a folder in cohort mode).")] = None,
+    source: Opt[Path | None, typer.Option(
+        "--source", help="Source image shown in --plots (the MR for synthetic CT; a folder in "
+                         "cohort mode).")] = None,
+    pairs: Opt[Path | None, typer.Option(
+        "--pairs", help="CSV with columns id,pred,ref[,mask,labels,source].")] = None,
+    modality: Opt[str, typer.Option(
+        "--modality", help="Modality of the synthetic image: CT (MR->CT) or MR (CT->MR).")] = "CT",
+    hu_range: Opt[tuple[float, float] | None, typer.Option(
+        "--hu-range", help="CT clip/data range LOW HIGH (default -1024 3000 as SynthRAD2023; "
+                           "SynthRAD2025 uses -1024 3071).")] = None,
+    tissue_thresholds: Opt[tuple[float, float] | None, typer.Option(
+        "--tissue-thresholds", help="Reference-CT HU thresholds AIR_SOFT SOFT_BONE for "
+                                    "per-tissue MAE (default -400 250).")] = None,
+    mr_percentiles: Opt[tuple[float, float] | None, typer.Option(
+        "--mr-percentiles", help="Synthetic MR: reference percentiles inside the mask mapped to "
+                                 "-1..1 when no dataset says (default 0.5 99.5).")] = None,
+    resample_to_ref: Opt[bool, typer.Option(
+        "--resample-to-ref", help="Resample a prediction/mask/labels on another grid onto the "
+                                  "reference grid (linear, -1024 outside) instead of failing."
+    )] = False,
+    out: Opt[Path | None, typer.Option(
+        "--out", help="JSON report (per subject, summary, definitions).")] = None,
+    csv_path: Opt[Path | None, typer.Option("--csv", help="CSV: one row per subject.")] = None,
+    markdown: Opt[Path | None, typer.Option("--markdown", help="Markdown table.")] = None,
+    plots: Opt[Path | None, typer.Option(
+        "--plots", help="Folder for per-subject montages and cohort box plots (PNG).")] = None,
+    fail_if: Opt[list[str] | None, typer.Option(
+        "--fail-if", help="CI gate, repeatable: \"mae>80\", \"ssim<0.85\", \"psnr<26\"; exit 6 "
+                          "when any subject meets one.")] = None,
+    device: Opt[str, typer.Option(
+        "--device", help="auto, cpu or cuda (SSIM, MS-SSIM).")] = "auto",
+    overwrite: Opt[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
+) -> None:
+    """Compare synthetic CT (or MR) with the reference: MAE, ME, PSNR, SSIM, MS-SSIM, NMSE."""
+    from medxlate.errors import PartialFailure, ThresholdError
+    from medxlate.evaluate.gates import failures as gate_failures
+    from medxlate.evaluate.gates import parse_gate
+    from medxlate.evaluate.pairs import find_cases
+    from medxlate.evaluate.report import (
+        csv_text,
+        markdown_text,
+        metric_names,
+        summarize,
+        write_json,
+        write_text,
+    )
+    from medxlate.evaluate.run import (
+        DEFAULT_HU_RANGE,
+        DEFAULT_MR_PERCENTILES,
+        DEFAULT_TISSUE_THRESHOLDS,
+        Settings,
+        evaluate_cases,
+    )
+    from medxlate.io.atomic import check_writable
+
+    gates = [parse_gate(text) for text in (fail_if or [])]
+    modality = _validate(modality, hu_range, tissue_thresholds, mr_percentiles, device)
+    _check_gate_metrics(gates, modality)
+    settings = Settings(modality, tuple(hu_range or DEFAULT_HU_RANGE),
+                        tuple(tissue_thresholds or DEFAULT_TISSUE_THRESHOLDS),
+                        tuple(mr_percentiles or DEFAULT_MR_PERCENTILES), resample_to_ref,
+                        None if device == "auto" else device)
+    for path in (out, csv_path, markdown):
+        if path is not None:
+            check_writable(path, overwrite)
+    cases, unmatched = find_cases(pred, ref, modality, mask, labels, source, pairs)
+    if plots is not None:
+        for case in cases:
+            check_writable(plots / f"{case.id}.png", overwrite)
+
+    from rich.console import Console
+
+    err = Console(stderr=True)
+    with err.status("evaluating") as status:
+        def progress(case_id: str) -> None:
+            status.update(f"evaluated {case_id}")
+
+        records, failed = evaluate_cases(cases, settings, plots, overwrite, progress)
+    if not records:
+        from medxlate.errors import InputError
+
+        raise InputError("no subject could be evaluated: " +
+                         "; ".join(f"{f['id']}: {f['error']}" for f in failed))
+    summary = summarize(records)
+    gate_fails = gate_failures(records, gates)
+    report = _report(settings, records, failed, unmatched, summary, gates, gate_fails)
+    if out is not None:
+        write_json(report, out, overwrite)
+    if csv_path is not None:
+        write_text(csv_path, csv_text(records), overwrite)
+    if markdown is not None:
+        write_text(markdown, markdown_text(records, summary), overwrite)
+    if plots is not None and len(records) > 1:
+        from medxlate.evaluate.plots import boxplots
+
+        boxplots(records, metric_names(records), plots, overwrite)
+    console = Console()
+    if not console.is_terminal:  # piped or captured: do not squeeze columns to 80 characters
+        console = Console(width=200)
+    console.print(_table(records, summary, modality))
+    if unmatched:
+        err.print(f"note: {len(unmatched)} reference subject(s) without a prediction: "
+                  f"{', '.join(unmatched[:10])}{' ...' if len(unmatched) > 10 else ''}")
+    gate_text = "; ".join(f"{f['id']}: {f['gate']} (value {f['value']})" for f in gate_fails)
+    if failed:
+        msg = "; ".join(f"{f['id']}: {f['error']}" for f in failed)
+        raise PartialFailure(f"{len(failed)} of {len(cases)} subject(s) failed: {msg}"
+                             + (f"; thresholds also failed: {gate_text}" if gate_fails else ""))
+    if gate_fails:
+        ids = sorted({f["id"] for f in gate_fails})
+        raise ThresholdError(f"--fail-if: {len(ids)} subject(s) failed: {gate_text}")
+
+
+def _report(settings, records, failed, unmatched, summary, gates, gate_fails) -> dict:
+    import datetime
+
+    from medxlate import __version__
+    from medxlate.evaluate.definitions import definitions
+
+    ct = settings.modality == "CT"
+    low, high = settings.hu_range if ct else (None, None)
+    return {
+        "format": "medxlate-evaluate/1",
+        "medxlate": __version__,
+        "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "modality": settings.modality,
+        "settings": {
+            "hu_range": list(settings.hu_range) if ct else None,
+            "tissue_thresholds_hu": list(settings.tissue_thresholds) if ct else None,
+            "mr_percentiles": None if ct else list(settings.mr_percentiles),
+            "resample_to_ref": settings.resample_to_ref,
+            "data_range": (high - low) if ct else "per subject, see subjects[].range",
+        },
+        "definitions": definitions(settings.modality, *_common_range(settings, records),
+                                   settings.tissue_thresholds if ct else None),
+        "summary_statistics": "over subjects with a finite value: mean, std (ddof=1), median, "
+                              "q1/q3 (25th/75th percentiles, linear), iqr = q3 - q1, min, max",
+        "subjects": records,
+        "summary": summary,
+        "failed": failed,
+        "unmatched_references": unmatched,
+        "gates": {"expressions": [str(g) for g in gates], "failures": gate_fails},
+    }
+
+
+def _common_range(settings, records) -> tuple[float | None, float | None]:
+    """The clip range every subject used, or (None, None) when it varies (z-scored MR)."""
+    ranges = {tuple(r["range"]) for r in records}
+    if settings.modality == "CT" or len(ranges) != 1:
+        return tuple(settings.hu_range) if settings.modality == "CT" else (None, None)
+    return ranges.pop()
+
+
+def register(app: typer.Typer) -> None:
+    add_command(app, "evaluate", evaluate)

@@ -1,0 +1,194 @@
+"""Evaluate cases: read, check or resample geometry, find the mask, normalise MR, compute.
+
+Example:
+    >>> from medxlate.evaluate.pairs import Case
+    >>> record = evaluate_case(Case("s1", Path("sct.nii.gz"), Path("ct.nii.gz")),
+    ...                        Settings())                            # doctest: +SKIP
+    >>> record["metrics"]["mae"]                                      # doctest: +SKIP
+    61.2
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from medxlate.errors import InputError, MedxlateError
+from medxlate.evaluate.geometry import check_same_grid, resample_to
+from medxlate.evaluate.metrics import MetricConfig, image_metrics
+from medxlate.evaluate.pairs import Case
+from medxlate.io import Volume, read_volume
+
+DEFAULT_HU_RANGE = (-1024.0, 3000.0)
+DEFAULT_TISSUE_THRESHOLDS = (-400.0, 250.0)
+DEFAULT_MR_PERCENTILES = (0.5, 99.5)
+
+
+@dataclass
+class Settings:
+    """Options of an evaluation run.
+
+    Attributes:
+        modality: modality of the synthetic image: "CT" (MR->CT, HU metrics) or "MR"
+            (CT->MR, metrics on normalised intensities).
+        hu_range: CT clip range / data range (SynthRAD2023 [-1024, 3000]).
+        tissue_thresholds: air/soft-tissue and soft-tissue/bone HU thresholds on the reference.
+        mr_percentiles: percentiles of the reference MR inside the mask that map to [-1, 1]
+            when no dataset normalisation applies.
+        resample_to_ref: resample a prediction (and mask/labels) on another grid onto the
+            reference grid instead of failing.
+        device: torch device for SSIM/MS-SSIM (None: CUDA if present, else CPU).
+    """
+
+    modality: str = "CT"
+    hu_range: tuple[float, float] = DEFAULT_HU_RANGE
+    tissue_thresholds: tuple[float, float] = DEFAULT_TISSUE_THRESHOLDS
+    mr_percentiles: tuple[float, float] = DEFAULT_MR_PERCENTILES
+    resample_to_ref: bool = False
+    device: str | None = None
+
+
+@dataclass
+class Loaded:
+    """A case's images on the reference grid."""
+
+    pred: Volume
+    ref: Volume
+    mask: np.ndarray
+    mask_origin: str
+    labels: np.ndarray | None
+    source: Volume | None
+
+
+def _on_ref_grid(vol: Volume, ref: Volume, name: str, ref_name: str, settings: Settings,
+                 order: int, fill: float) -> Volume:
+    if settings.resample_to_ref:
+        return resample_to(vol, ref, order=order, fill=fill)
+    check_same_grid(vol, ref, name, ref_name)
+    return vol
+
+
+def load_case(case: Case, settings: Settings) -> Loaded:
+    """Read a case and bring prediction, mask and labels onto the reference grid.
+
+    The source image (display only) is always resampled onto the reference grid.
+    """
+    fill = -1024.0 if settings.modality == "CT" else 0.0
+    ref = read_volume(case.ref, modality=settings.modality)
+    pred = read_volume(case.pred, modality=settings.modality)
+    pred = _on_ref_grid(pred, ref, f"prediction {case.pred}", f"reference {case.ref}", settings,
+                        1, fill)
+    for name, vol in (("prediction", pred), ("reference", ref)):
+        if not np.isfinite(vol.array).all():
+            raise InputError(f"{name} of {case.id} has NaN or infinite voxels")
+    if case.mask is not None:
+        mvol = _on_ref_grid(read_volume(case.mask), ref, f"mask {case.mask}",
+                            f"reference {case.ref}", settings, 0, 0.0)
+        mask = mvol.array > 0.5
+        origin = case.mask_origin
+    else:
+        from medxlate.preprocess.mask import body_mask
+
+        mask = body_mask(ref, settings.modality)
+        origin = "computed from the reference (preprocess body mask)"
+    if not mask.any():
+        raise InputError(f"mask of {case.id} is empty")
+    labels = None
+    if case.labels is not None:
+        lvol = _on_ref_grid(read_volume(case.labels), ref, f"labels {case.labels}",
+                            f"reference {case.ref}", settings, 0, 0.0)
+        labels = np.rint(lvol.array).astype(np.int32)
+    source = None
+    if case.source is not None:
+        svol = read_volume(case.source)
+        source = resample_to(svol, ref, order=1, fill=float(svol.array.min()))
+    return Loaded(pred, ref, mask, origin, labels, source)
+
+
+def mr_normalisation(case: Case, ref: np.ndarray, mask: np.ndarray,
+                     settings: Settings) -> tuple[dict, dict]:
+    """(spec, per-subject params): the dataset's when the case has them, else percentiles."""
+    from medxlate.preprocess.normalise import mr_params
+
+    spec = (case.extra.get("normalisation") or {}).get("mr")
+    if spec is None:
+        low_pct, high_pct = settings.mr_percentiles
+        spec = {"kind": "percentile", "low_pct": low_pct, "high_pct": high_pct}
+    params = case.mr_norm if case.mr_norm else mr_params(ref, spec, mask)
+    return spec, params
+
+
+def metric_config(settings: Settings, low: float, high: float) -> MetricConfig:
+    thresholds = settings.tissue_thresholds if settings.modality == "CT" else None
+    return MetricConfig(low, high, thresholds, settings.device)
+
+
+def evaluate_loaded(case: Case, data: Loaded, settings: Settings) -> dict:
+    """The report record of one loaded case."""
+    pred, ref = data.pred.array, data.ref.array
+    record: dict = {"id": case.id, "pred": str(case.pred), "ref": str(case.ref),
+                    "mask": str(case.mask) if case.mask else None,
+                    "mask_origin": data.mask_origin,
+                    "labels": str(case.labels) if case.labels else None,
+                    "source": str(case.source) if case.source else None,
+                    "n_mask_voxels": int(data.mask.sum()),
+                    "shape": list(data.ref.shape),
+                    "spacing_mm": [round(s, 6) for s in data.ref.spacing]}
+    if settings.modality == "MR":
+        from medxlate.preprocess.normalise import normalise_mr
+
+        spec, params = mr_normalisation(case, ref, data.mask, settings)
+        pred = normalise_mr(pred, spec, params, data.mask)
+        ref = normalise_mr(ref, spec, params, data.mask)
+        if spec["kind"] == "percentile":
+            low, high = -1.0, 1.0
+        else:  # z-score is unbounded: the reference's range inside the mask
+            low, high = float(ref[data.mask].min()), float(ref[data.mask].max())
+        record["normalisation"] = {"spec": spec, "params": params}
+    else:
+        low, high = settings.hu_range
+    record["range"] = [low, high]
+    metrics, details = image_metrics(pred, ref, data.mask, metric_config(settings, low, high),
+                                     data.labels)
+    record["metrics"] = metrics
+    record.update(details)
+    undefined = [k for k, v in metrics.items() if np.isnan(v)]
+    if undefined:  # NaN: no voxel of that class, or the mask vanished at a coarse MS-SSIM scale
+        record["undefined_metrics"] = undefined
+    return record
+
+
+def evaluate_case(case: Case, settings: Settings, plots_dir: Path | None = None,
+                  overwrite: bool = False) -> dict:
+    """Load, evaluate and (optionally) plot one case."""
+    data = load_case(case, settings)
+    record = evaluate_loaded(case, data, settings)
+    if plots_dir is not None:
+        from medxlate.evaluate.plots import montage
+
+        path = Path(plots_dir) / f"{case.id}.png"
+        montage(case.id, data, settings.modality, path, overwrite=overwrite)
+        record["plot"] = str(path)
+    return record
+
+
+def evaluate_cases(cases: list[Case], settings: Settings, plots_dir: Path | None = None,
+                   overwrite: bool = False, progress=None) -> tuple[list[dict], list[dict]]:
+    """Evaluate every case; one that fails is recorded and the others go on.
+
+    Returns:
+        (records, failures) where a failure is ``{"id", "error"}``.
+    """
+    records, failures = [], []
+    for case in cases:
+        try:
+            records.append(evaluate_case(case, settings, plots_dir, overwrite))
+        except MedxlateError as exc:
+            if len(cases) == 1:
+                raise
+            failures.append({"id": case.id, "error": str(exc)})
+        if progress is not None:
+            progress(case.id)
+    return records, failures
