@@ -11,7 +11,9 @@ Batches (``dict[str, Tensor]``, all in network space [-1, 1], shape (B, C, H, W)
     ``"mask"``: body mask of the centre slice, (B, 1, H, W), float 0/1.
     ``"ct_edges"``/``"mr_edges"``: Canny maps of the centre slice, (B, 1, H, W).
 For ``config["pairing"] == "unpaired"`` the engine draws ``"mr"`` and ``"ct"`` from
-independent random slices (different subjects), so a family must not assume alignment.
+independent random slices (different subjects), so a family must not assume alignment;
+``"mask"`` is then the source slice's mask and each ``*_edges`` map belongs to its own image.
+A key is present only when the shard has it (unpaired shards may lack ``"mask"``/edges).
 The translation direction is ``config["direction"]`` ("mri2ct" or "ct2mri").
 """
 
@@ -27,14 +29,24 @@ if TYPE_CHECKING:
 class StepContext(Protocol):
     """What the engine hands to ``training_step``.
 
-    ``backward(loss)`` scales for AMP and divides by the accumulation count;
-    ``step(name)`` clips, steps and zero-grads optimiser ``name`` (only on the last
-    micro-batch of an accumulation cycle); ``autocast()`` is the AMP context;
-    ``step_index`` counts optimiser cycles; ``device``; ``generator`` (seeded torch.Generator
-    for the family's noise).
+    ``backward(loss)`` divides by the accumulation count and backpropagates (bf16 autocast
+    needs no loss scaling); ``step(name)`` averages the gradients of optimiser ``name`` over
+    the data-parallel ranks, clips them (config["grad_clip"]), steps and zero-grads it (only
+    on the last micro-batch of an accumulation cycle; a no-op before); ``autocast()`` is the
+    AMP context (bf16 on CUDA, a null context on CPU): wrap network calls, keep loss maths in
+    float32; ``step_index`` counts optimiser cycles; ``micro_index`` the micro-batch in the
+    cycle; ``device``; ``generator`` (a torch.Generator on ``device``, reseeded every cycle
+    from (seed, rank, step): draw all the family's noise from it).
+
+    The engine calls ``training_step`` once per micro-batch and every call must call
+    ``step`` for each optimiser it trains. Gradients are zeroed only by ``step``, so with
+    accumulation a loss must not leave gradients on another optimiser's parameters (GANs:
+    ``requires_grad_(False)`` on the discriminator, or detach, while computing the
+    generator's loss; detach fakes for the discriminator's loss), as without it.
     """
 
     step_index: int
+    micro_index: int
     device: torch.device
     generator: torch.Generator
 
@@ -64,4 +76,7 @@ class Family(Protocol):
     def translate(self, nets: dict[str, nn.Module], source: torch.Tensor, *,
                   config: dict[str, Any], sampler: str, steps: int | None, eta: float,
                   generator: torch.Generator | None, callback=None) -> torch.Tensor:
-        """Map source slices (B, C, H, W) to target slices (B, 1, H, W) in [-1, 1]."""
+        """Map source slices (B, C, H, W) to target slices (B, 1, H, W) in [-1, 1].
+
+        Nets may arrive in train mode (the engine validates with its EMA copies in eval
+        mode); a family that has dropout should run its nets in eval mode here."""

@@ -1,0 +1,65 @@
+"""`medxlate train`: train a registered model on a dataset folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from medxlate.cli._errors import add_command
+
+
+def train(
+    model: Annotated[str, typer.Option("--model", "-m",
+                                       help="Registry name (see `medxlate models`).")],
+    data: Annotated[Path, typer.Option("--data", "-d",
+                                       help="Dataset folder from `medxlate preprocess`.")],
+    out: Annotated[Path, typer.Option("--out", "-o",
+                                      help="Run folder (new or empty, or with --resume).")],
+    config: Annotated[str | None, typer.Option(
+        "--config", "-c", help="Named config of the model (demo, paper) or a JSON/YAML file.")
+    ] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", help="Override a config value: KEY=VALUE (JSON values; dotted keys for "
+        "nested ones, e.g. augment.flip_lr=0.5). Repeatable.")] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1,
+                                              help="Optimiser steps to train for.")] = None,
+    epochs: Annotated[int | None, typer.Option("--epochs", min=1,
+                                               help="Epochs instead of --steps.")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", "-b", min=1,
+                                                   help="Per-process batch size.")] = None,
+    device: Annotated[str, typer.Option(
+        "--device", help="auto, cpu, cuda, cuda:N or mps; an absent device is an error.")
+    ] = "auto",
+    resume: Annotated[bool, typer.Option(
+        "--resume", help="Continue from the newest checkpoint in --out.")] = False,
+    seed: Annotated[int | None, typer.Option(
+        "--seed", help="Seed of every random generator (default 0).")] = None,
+) -> None:
+    """Train a model; writes RUN_DIR/model.safetensors (use with synthesize --weights).
+
+    Data parallel under torchrun (rank 0 logs and writes), e.g.
+    `torchrun --standalone --nproc_per_node 4 --no-python medxlate train --model ddpm ...`
+
+    Exit codes: 2 bad option (unknown model or config, absent device); 3 dataset missing
+    or invalid; 4 run folder not empty without --resume.
+    """
+    from medxlate.train import train as run_training
+    from medxlate.train.config import parse_set
+
+    result = run_training(model, data, out, config=config, overrides=parse_set(set_ or []),
+                          steps=steps, epochs=epochs, batch_size=batch_size, device=device,
+                          resume=resume, seed=seed)
+    import os
+
+    if os.environ.get("RANK", "0") == "0":
+        last = result.losses[-1] if result.losses else {}
+        loss = f", final loss {last['loss']:.4g}" if "loss" in last else ""
+        val = "".join(f", {k} {v:.4g}" for k, v in result.val.items() if k != "val_slices")
+        typer.echo(f"trained {model} for {result.steps} steps in {result.seconds:.1f} s"
+                   f"{loss}{val}; weights: {result.model_path}")
+
+
+def register(app: typer.Typer) -> None:
+    add_command(app, "train", train)

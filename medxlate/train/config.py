@@ -1,0 +1,159 @@
+"""Resolve a training config: the model's named config, a file, ``--set`` overrides, defaults.
+
+The resolved config is one flat JSON-able dict holding both the model's keys (read by the
+family) and the engine's keys below; it is written to ``RUN_DIR/config.json`` and into every
+checkpoint, so a weights file alone rebuilds the model.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+from medxlate.errors import InputError, UsageError
+
+# The engine's keys and their defaults (a model config may set any of them).
+ENGINE_DEFAULTS: dict[str, Any] = {
+    "direction": "mri2ct",       # "mri2ct" or "ct2mri"
+    "pairing": "paired",         # "paired": aligned slices; "unpaired": independent draws
+    "context": 0,                # k: 2.5D stacks 2k+1 slices (0 = 2D)
+    "batch_size": 8,
+    "steps": 1000,               # optimiser cycles (ignored when "epochs" is set)
+    "epochs": None,              # passes over the training slices of this rank
+    "accumulate": 1,             # micro-batches per optimiser cycle
+    "lr_schedule": "constant",   # "constant" or "cosine"
+    "warmup_steps": 0,           # linear warm-up from 0 to the base LR
+    "lr_floor": 0.0,             # cosine decays to lr_floor * base LR
+    "grad_clip": 1.0,            # max global gradient norm per optimiser (None: no clipping)
+    "amp": "auto",               # "auto" (bf16 on CUDA, off elsewhere), "bf16" or "off"
+    "ema": 0.999,                # EMA decay of the inference nets (None or 0: no EMA)
+    "ema_warmup": True,          # decay min(ema, (1 + n) / (10 + n)) at update n
+    "checkpoint_every": 500,
+    "keep_checkpoints": 2,       # newest step checkpoints kept (0 keeps all)
+    "val_every": 500,            # 0: no periodic validation (a final one still runs)
+    "val_slices": 8,
+    "val_sampler": None,         # None: the model's default sampler
+    "val_steps": None,           # None: the sampler's default (fixed-length samplers need None)
+    "log_every": 10,
+    "tensorboard": False,
+    "progress": True,
+    "workers": 0,                # DataLoader worker processes
+    "seed": 0,
+    "augment": {
+        "flip_lr": 0.0,          # probability of a left-right flip
+        "flip_ap": 0.0,          # probability of an anterior-posterior flip
+        "affine": 0.0,           # probability of a small random affine
+        "rotate_deg": 5.0, "scale": 0.05, "translate": 0.03,
+        "mr_jitter": 0.0,        # probability of MR intensity jitter (when MR is the source)
+        "mr_scale": 0.1, "mr_shift": 0.05, "mr_gamma": 0.2,
+    },
+}
+
+_CHOICES = {"direction": ("mri2ct", "ct2mri"), "pairing": ("paired", "unpaired"),
+            "lr_schedule": ("constant", "cosine"), "amp": ("auto", "bf16", "off")}
+
+
+def parse_set(items: list[str]) -> dict[str, Any]:
+    """``["lr=1e-4", "augment.flip_lr=0.5", "name=foo"]`` -> nested dict; values parsed as JSON
+    when they parse, else kept as strings."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        node = out
+        parts = key.split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict update that returns a new dict (dict values merge, others replace)."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def load_config_file(path: Path) -> dict[str, Any]:
+    """A JSON or YAML config file as a dict."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read config ({exc})") from exc
+    try:
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text)
+        else:
+            data = json.loads(text)
+    except Exception as exc:  # yaml and json raise different types
+        raise InputError(f"{path}: not a valid config file ({exc})") from exc
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: a config file must hold a mapping")
+    return data
+
+
+def resolve_config(spec, config: str | dict | None = None, overrides: dict | None = None,
+                   ) -> dict[str, Any]:
+    """Engine defaults <- the model's named config <- a config file <- ``overrides``.
+
+    Args:
+        spec: the model's ModelSpec.
+        config: a named config of the model (``"demo"``, ``"paper"``), a path to a JSON/YAML
+            file (its keys override the model's default config, or the config it names under
+            ``"base"``), a dict (same), or None for the default config.
+        overrides: nested dict of values that win over everything (``--set``).
+    """
+    file_keys: dict[str, Any] = {}
+    if isinstance(config, dict):
+        file_keys = dict(config)
+        name = file_keys.pop("base", None)
+    elif config is None or config in spec.configs:
+        name = config
+    elif Path(config).is_file():
+        file_keys = load_config_file(Path(config))
+        name = file_keys.pop("base", None)
+    else:
+        raise UsageError(f"--config {config!r} is neither a config of {spec.name} "
+                         f"({', '.join(spec.configs)}) nor an existing file")
+    resolved = merge(ENGINE_DEFAULTS, spec.config(name))
+    resolved = merge(resolved, file_keys)
+    resolved = merge(resolved, overrides or {})
+    resolved["model"] = spec.name
+    resolved["config_name"] = name or spec.default_config
+    check_config(resolved, spec)
+    return resolved
+
+
+def check_config(cfg: dict[str, Any], spec) -> None:
+    """UsageError for values the engine cannot honour."""
+    for key, choices in _CHOICES.items():
+        if cfg[key] not in choices:
+            raise UsageError(f"config {key}={cfg[key]!r}: choose from {', '.join(choices)}")
+    if cfg["direction"] not in spec.directions:
+        raise UsageError(f"model {spec.name} does not translate {cfg['direction']}")
+    for key in ("batch_size", "accumulate", "steps"):
+        if not isinstance(cfg[key], int) or cfg[key] < 1:
+            raise UsageError(f"config {key}={cfg[key]!r}: must be a positive integer")
+    if cfg["epochs"] is not None and (not isinstance(cfg["epochs"], int) or cfg["epochs"] < 1):
+        raise UsageError(f"config epochs={cfg['epochs']!r}: must be a positive integer")
+    if not isinstance(cfg["context"], int) or cfg["context"] < 0:
+        raise UsageError(f"config context={cfg['context']!r}: must be an integer >= 0")
+    if cfg["ema"] is not None and not 0.0 <= float(cfg["ema"]) < 1.0:
+        raise UsageError(f"config ema={cfg['ema']!r}: must be in [0, 1)")
+    unknown = set(cfg["augment"]) - set(ENGINE_DEFAULTS["augment"])
+    if unknown:
+        raise UsageError(f"unknown augment option(s): {', '.join(sorted(unknown))}")

@@ -1,0 +1,110 @@
+"""Training samples from a dataset folder's slice shards (docs/dataset-format.md).
+
+A sample is keyed by ``(source centre, target centre, augmentation seed)``: the engine's
+sampler (:mod:`medxlate.train.sampling`) decides the keys, so the data order and every
+augmentation are fixed by the seed, whatever the number of DataLoader workers.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+
+from medxlate.errors import InputError
+from medxlate.train.augment import augment_sample
+
+Centre = tuple[str, int]   # (subject id, slice index in its shard)
+
+
+class SliceData(torch.utils.data.Dataset):
+    """2D / 2.5D slices of one split of a dataset.
+
+    Args:
+        dataset: a :class:`medxlate.preprocess.dataset.Dataset`.
+        split: "train", "val" or "test".
+        config: the resolved config (``context``, ``pairing``, ``direction``, ``augment``).
+        augment: apply ``config["augment"]`` (False for validation).
+
+    Attributes:
+        mr_centres / ct_centres: the slices that may be drawn (``keep == 1``). For paired data
+            both lists are the same slices of subjects that have both modalities.
+    """
+
+    def __init__(self, dataset, split: str, config: dict[str, Any], augment: bool = True):
+        self.dataset = dataset
+        self.split = split
+        self.k = int(config["context"])
+        self.paired = config["pairing"] == "paired"
+        self.mr_is_source = config["direction"] == "mri2ct"
+        self.options = config["augment"] if augment else None
+        self._arrays: dict[str, dict[str, np.ndarray]] = {}
+        # Canonical RAS+ axes 0, 1, 2 are left-right, posterior-anterior, inferior-superior;
+        # a slice keeps the two that are not the slice axis, as dims -2 and -1.
+        kept = [a for a in (0, 1, 2) if a != int(dataset.info.get("slice_axis", 2))]
+        self.lr_dim = kept.index(0) - 2 if 0 in kept else None
+        self.ap_dim = kept.index(1) - 2 if 1 in kept else None
+        subjects = dataset.subjects(split)
+        if self.paired:
+            both = [s for s in subjects if {"mr", "ct"} <= set(s["modalities"])]
+            self.mr_centres = self._centres(both)
+            self.ct_centres = self.mr_centres
+        else:
+            self.mr_centres = self._centres([s for s in subjects if "mr" in s["modalities"]])
+            self.ct_centres = self._centres([s for s in subjects if "ct" in s["modalities"]])
+
+    def _centres(self, subjects: list[dict]) -> list[Centre]:
+        out = []
+        for s in subjects:
+            keep = np.asarray(self.arrays(s["id"])["keep"])
+            out.extend((s["id"], int(n)) for n in np.flatnonzero(keep))
+        return out
+
+    def arrays(self, subject_id: str) -> dict[str, np.ndarray]:
+        """The memory-mapped shard of a subject (opened once per process)."""
+        if subject_id not in self._arrays:
+            self._arrays[subject_id] = self.dataset.shard(subject_id)
+        return self._arrays[subject_id]
+
+    def stack(self, centre: Centre, name: str) -> np.ndarray:
+        """Slices ``n-k .. n+k`` (clamped at the ends) of tensor ``name`` as float32 (C,H,W)."""
+        subject_id, n = centre
+        array = self.arrays(subject_id).get(name)
+        if array is None:
+            raise InputError(f"{self.dataset.root}: shard of {subject_id} has no {name!r}")
+        idx = np.clip(np.arange(n - self.k, n + self.k + 1), 0, array.shape[0] - 1)
+        return np.asarray(array[idx], dtype=np.float32)
+
+    def _centre_only(self, centre: Centre, name: str) -> np.ndarray | None:
+        array = self.arrays(centre[0]).get(name)
+        if array is None:
+            return None
+        return np.asarray(array[centre[1]], dtype=np.float32)[None]
+
+    def __len__(self) -> int:
+        return len(self.mr_centres if self.mr_is_source else self.ct_centres)
+
+    def __getitem__(self, key: tuple[int, int, int]) -> dict[str, torch.Tensor]:
+        """``key = (mr centre index, ct centre index, augmentation seed)``."""
+        i_mr, i_ct, aug_seed = key
+        mr_c, ct_c = self.mr_centres[i_mr], self.ct_centres[i_ct]
+        sample = {"mr": self.stack(mr_c, "mr"), "ct": self.stack(ct_c, "ct")}
+        # The mask and edges belong to the slice being translated (the source's).
+        source_c = mr_c if self.mr_is_source else ct_c
+        for name in ("mask", "mr_edges", "ct_edges"):
+            centre = source_c if self.paired or name == "mask" else (
+                mr_c if name == "mr_edges" else ct_c)
+            value = self._centre_only(centre, name)
+            if value is not None:
+                sample[name] = value
+        if self.options is not None:
+            rng = np.random.default_rng(aug_seed)
+            sample = augment_sample(sample, rng, self.options, self.mr_is_source,
+                                    self.lr_dim, self.ap_dim)
+        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sample.items()}
+
+
+def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """Stack samples into a batch dict (B, C, H, W)."""
+    return {k: torch.stack([it[k] for it in items]) for k in items[0]}

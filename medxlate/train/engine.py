@@ -1,0 +1,299 @@
+"""The training engine: one loop for every model family (see medxlate/models/family.py).
+
+Example:
+    >>> from medxlate.train import train                                # doctest: +SKIP
+    >>> result = train("ddpm", "DATASET", "runs/ddpm-demo", config="demo", steps=200)
+    >>> result.model_path                                               # doctest: +SKIP
+    PosixPath('runs/ddpm-demo/model.safetensors')
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from medxlate.errors import InputError, OutputError, UsageError
+from medxlate.io.atomic import atomic_path
+from medxlate.models.registry import ModelSpec, get_spec
+from medxlate.train import checkpoint as ckpt
+from medxlate.train.config import merge, resolve_config
+from medxlate.train.context import StepContext
+from medxlate.train.data import SliceData, collate
+from medxlate.train.distributed import (
+    World,
+    all_mean,
+    broadcast_state,
+    close_world,
+    hardware,
+    init_world,
+    seed_everything,
+    worker_init,
+)
+from medxlate.train.ema import EMA
+from medxlate.train.runlog import Progress, RunLog, check_tensorboard
+from medxlate.train.sampling import BatchPlan, PlanSampler
+from medxlate.train.schedule import apply_lr, lr_factor
+from medxlate.train.validate import validate
+from medxlate.weights import CheckpointMeta
+
+
+@dataclass
+class TrainResult:
+    """What a finished run produced."""
+
+    run_dir: Path
+    model_path: Path
+    steps: int
+    seconds: float
+    losses: list[dict[str, float]] = field(default_factory=list)   # one row per cycle
+    val: dict[str, float] = field(default_factory=dict)
+
+
+def train(model: str | ModelSpec, data: Path | str, out: Path | str, *,
+          config: str | dict | None = None, overrides: dict[str, Any] | None = None,
+          steps: int | None = None, epochs: int | None = None, batch_size: int | None = None,
+          device: str | None = "auto", resume: bool = False, seed: int | None = None,
+          ) -> TrainResult:
+    """Train ``model`` on the dataset folder ``data`` into the run folder ``out``.
+
+    Args:
+        model: registry name or ModelSpec.
+        data: a dataset folder written by ``medxlate preprocess``.
+        out: the run folder (must not exist or be empty, unless ``resume``).
+        config: named config, config file or dict (see :func:`resolve_config`).
+        overrides: nested dict of config values that win (``--set``).
+        steps / epochs / batch_size / seed: shortcuts for those config keys.
+        device: "auto", "cpu", "cuda", "cuda:N" or "mps" (absent devices raise UsageError).
+        resume: continue from the newest checkpoint in ``out`` with the run's config.json
+            (``steps``/``epochs`` may extend it; other config options are refused).
+
+    Under torchrun every rank calls this; rank 0 logs and writes.
+    """
+    spec = get_spec(model) if isinstance(model, str) else model
+    data, out = Path(data), Path(out)
+    shortcuts = {k: v for k, v in (("steps", steps), ("epochs", epochs),
+                                   ("batch_size", batch_size), ("seed", seed)) if v is not None}
+    if steps is not None and epochs is not None:
+        raise UsageError("give --steps or --epochs, not both")
+    if not (data / "dataset.json").is_file():
+        raise InputError(f"{data}: dataset not found (no dataset.json)")
+    if resume:
+        cfg = _resumed_config(out, config, overrides, shortcuts)
+    else:
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
+            raise OutputError(f"{out} exists and is not empty; pass --resume to continue it "
+                              "or choose another --out")
+        if "steps" in shortcuts:
+            shortcuts["epochs"] = None
+        cfg = resolve_config(spec, config, merge(overrides or {}, shortcuts))
+    if cfg["tensorboard"]:
+        check_tensorboard()
+    world, dev = init_world(device)
+    try:
+        return _Run(spec, data, out, cfg, world, dev, resume).run()
+    finally:
+        close_world(world)
+
+
+def _resumed_config(out: Path, config, overrides, shortcuts) -> dict[str, Any]:
+    path = out / "config.json"
+    if not path.is_file():
+        raise InputError(f"--resume: {path} not found (not a medxlate run folder)")
+    if config is not None or overrides or set(shortcuts) - {"steps", "epochs"}:
+        raise UsageError("--resume uses the run's config.json; only --steps/--epochs may "
+                         "change (drop --config, --set, --batch-size, --seed)")
+    cfg = json.loads(path.read_text())
+    if "steps" in shortcuts:
+        cfg.update(steps=shortcuts["steps"], epochs=None)
+    if "epochs" in shortcuts:
+        cfg["epochs"] = shortcuts["epochs"]
+    return cfg
+
+
+class _Run:
+    def __init__(self, spec: ModelSpec, data: Path, out: Path, cfg: dict[str, Any],
+                 world: World, device: torch.device, resume: bool):
+        from medxlate.preprocess.dataset import load_dataset
+
+        self.spec, self.data, self.out, self.cfg = spec, data, out, cfg
+        self.world, self.device, self.resume = world, device, resume
+        self.dataset = load_dataset(data)
+        self.family = spec.load_entry()
+        want, have = cfg.get("slice_size"), self.dataset.info.get("slice_size")
+        if want is not None and have is not None and list(want) != list(have):
+            raise UsageError(f"config slice_size {list(want)} differs from the dataset's "
+                             f"{list(have)}: preprocess at that size or pass "
+                             f"--set slice_size='{json.dumps(list(have))}'")
+        self.train_data = SliceData(self.dataset, "train", cfg)
+        if not self.train_data.mr_centres or not self.train_data.ct_centres:
+            raise InputError(f"{data}: no usable training slices in split 'train' "
+                             f"for pairing={cfg['pairing']}")
+        self.val_data = SliceData(self.dataset, "val", {**cfg, "pairing": "paired"},
+                                  augment=False)
+        self.plan = BatchPlan(len(self.train_data.mr_centres), len(self.train_data.ct_centres),
+                              cfg["pairing"] == "paired", cfg["batch_size"], cfg["seed"],
+                              world.rank, world.world_size)
+        acc = cfg["accumulate"]
+        self.total = (cfg["epochs"] * -(-self.plan.batches_per_epoch // acc)
+                      if cfg["epochs"] else cfg["steps"])
+
+    # -- setup -------------------------------------------------------------------------------
+    def _build(self) -> None:
+        cfg = self.cfg
+        seed_everything(cfg["seed"])                     # identical initial weights on all ranks
+        self.nets = {k: v.to(self.device) for k, v in self.family.build(cfg).items()}
+        broadcast_state(self.nets, self.world)
+        self.optimizers = self.family.optimizers(self.nets, cfg)
+        self.inference = list(self.family.inference_nets(cfg))
+        self.ema = (EMA({k: self.nets[k] for k in self.inference}, cfg["ema"],
+                        bool(cfg["ema_warmup"])) if cfg["ema"] else None)
+        amp = cfg["amp"]
+        use_bf16 = amp == "bf16" or (amp == "auto" and self.device.type == "cuda")
+        if use_bf16 and self.device.type == "cpu":
+            raise UsageError("amp=bf16 is for CUDA; CPU training runs in float32 (amp=off)")
+        self.ctx = StepContext(self.optimizers, self.device,
+                               torch.Generator(device=self.device), cfg["accumulate"],
+                               cfg["grad_clip"], torch.bfloat16 if use_bf16 else None,
+                               self.world)
+
+    def _meta(self, extra: dict[str, Any]) -> CheckpointMeta:
+        info = self.dataset.info
+        data = {"dataset": str(self.data.resolve()), "format": info.get("format"),
+                "region": info.get("region"), "paired": info.get("paired"),
+                "spacing_mm": info.get("spacing_mm"), "slice_axis": info.get("slice_axis"),
+                "slice_size": info.get("slice_size"),
+                "subjects": {s: len(self.dataset.subjects(s)) for s in ("train", "val", "test")}}
+        return CheckpointMeta(model=self.spec.name, config=self.cfg,
+                              normalisation=info["normalisation"], data=data, extra=extra)
+
+    # -- the loop ----------------------------------------------------------------------------
+    def run(self) -> TrainResult:
+        self._build()
+        cfg, main = self.cfg, self.world.is_main
+        start, elapsed0 = 0, 0.0
+        if self.resume:
+            folders = ckpt.step_folders(self.out)
+            if not folders:
+                raise InputError(f"--resume: no checkpoint in {self.out / 'checkpoints'}")
+            state = ckpt.load_state(folders[-1][1], self.nets, self.optimizers, self.ema,
+                                    self.device)
+            start, elapsed0 = int(state["step"]), float(state.get("elapsed_s", 0.0))
+            if start > self.total:
+                raise UsageError(f"--resume: the run is at step {start}, past the requested "
+                                 f"{self.total} steps")
+        elif main:
+            self.out.mkdir(parents=True, exist_ok=True)
+            with atomic_path(self.out / "config.json", overwrite=True) as tmp:
+                tmp.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+        log = RunLog(self.out, cfg["tensorboard"], start if self.resume else None) if main else None
+        loader = self._loader(start)
+        progress = Progress(self.total, start, main and cfg["progress"])
+        rows: list[dict[str, float]] = []
+        window: list[dict[str, float]] = []
+        t0, tick, val = time.perf_counter(), time.perf_counter(), {}
+        batches = iter(loader)
+        for step in range(start, self.total):
+            losses = self._cycle(step, batches)
+            rows.append(losses)
+            window.append(losses)
+            progress.update(losses)
+            last = step + 1 == self.total
+            if (step + 1) % cfg["log_every"] == 0 or last:
+                keys = dict.fromkeys(k for w in window for k in w)
+                mean = all_mean({k: float(np.mean([w[k] for w in window if k in w]))
+                                 for k in keys}, self.world, self.device)
+                now = time.perf_counter()
+                if main:
+                    log.write("train", {"step": step + 1, **mean, "lr_factor": lr_factor(
+                        step, self.total, cfg["lr_schedule"], cfg["warmup_steps"],
+                        cfg["lr_floor"]), "it_s": len(window) / max(now - tick, 1e-9),
+                        "elapsed_s": elapsed0 + now - t0})
+                window, tick = [], now
+            if cfg["val_every"] and (step + 1) % cfg["val_every"] == 0 and not last:
+                val = self._validate(step + 1, log)
+            if (step + 1) % cfg["checkpoint_every"] == 0 and not last:
+                self._checkpoint(step + 1, elapsed0 + time.perf_counter() - t0, rows, val)
+        progress.close()
+        val = self._validate(self.total, log) or val
+        seconds = elapsed0 + time.perf_counter() - t0
+        extra = self._checkpoint(self.total, seconds, rows, val)
+        if main:
+            ckpt.save_model(self.out / "model.safetensors",
+                            self.ema.nets if self.ema else self.nets, self.inference,
+                            self._meta(extra))
+            log.close()
+        self._barrier()
+        return TrainResult(self.out, self.out / "model.safetensors", self.total, seconds,
+                           rows, val)
+
+    def _loader(self, start: int):
+        cfg, acc = self.cfg, self.cfg["accumulate"]
+        sampler = PlanSampler(self.plan, start * acc, (self.total - start) * acc)
+        return torch.utils.data.DataLoader(
+            self.train_data, batch_sampler=sampler, collate_fn=collate,
+            num_workers=cfg["workers"], pin_memory=self.device.type == "cuda",
+            worker_init_fn=worker_init(cfg["seed"], self.world.rank))
+
+    def _cycle(self, step: int, batches) -> dict[str, float]:
+        cfg, ctx = self.cfg, self.ctx
+        # Reseeding every cycle from (seed, rank, step) makes the noise of cycle `step`
+        # independent of history: --resume continues exactly, with no RNG state to save.
+        derived = seed_everything(cfg["seed"], self.world.rank, step + 1)
+        ctx.generator.manual_seed(derived)
+        apply_lr(self.optimizers, lr_factor(step, self.total, cfg["lr_schedule"],
+                                            cfg["warmup_steps"], cfg["lr_floor"]))
+        ctx.step_index, ctx.grad_norms, ctx.stepped = step, {}, set()
+        for net in self.nets.values():
+            net.train()
+        sums: dict[str, float] = {}
+        for micro in range(cfg["accumulate"]):
+            ctx.micro_index = micro
+            batch = {k: v.to(self.device, non_blocking=True) for k, v in next(batches).items()}
+            for k, v in self.family.training_step(self.nets, batch, ctx, cfg).items():
+                sums[k] = sums.get(k, 0.0) + float(v) / cfg["accumulate"]
+        if not ctx.stepped:
+            raise RuntimeError(f"{self.spec.family}: training_step never called ctx.step()")
+        if self.ema is not None:
+            self.ema.update(self.nets, step)
+        broadcast_state(self.nets, self.world, buffers_only=True)
+        return {**sums, **{f"grad_norm_{k}": v for k, v in ctx.grad_norms.items()}}
+
+    def _validate(self, step: int, log: RunLog | None) -> dict[str, float]:
+        metrics: dict[str, float] = {}
+        if self.world.is_main and len(self.val_data):
+            nets = dict(self.nets)
+            if self.ema is not None:
+                nets.update(self.ema.nets)
+            for net in nets.values():
+                net.eval()
+            sampler = self.cfg["val_sampler"] or self.spec.default_sampler
+            metrics = validate(self.family, nets, self.val_data, self.cfg,
+                               self.dataset.info["normalisation"], sampler,
+                               self.cfg["val_steps"], self.device, self.cfg["seed"])
+            log.write("val", {"step": step, **metrics})
+        self._barrier()
+        return metrics
+
+    def _checkpoint(self, step: int, seconds: float, rows, val) -> dict[str, Any]:
+        extra = {"steps": step, "seconds": round(seconds, 3), "seed": self.cfg["seed"],
+                 "batch_size": self.cfg["batch_size"], "accumulate": self.cfg["accumulate"],
+                 "hardware": hardware(self.device, self.world),
+                 "final_losses": rows[-1] if rows else {}, "val": val}
+        if self.world.is_main:
+            counters = {"step": step, "elapsed_s": seconds, "world_size": self.world.world_size}
+            ckpt.save_state(ckpt.step_folder(self.out, step), self.nets, self.optimizers,
+                            self.ema, counters, self.inference, self._meta(extra))
+            ckpt.prune(self.out, int(self.cfg["keep_checkpoints"]))
+        self._barrier()
+        return extra
+
+    def _barrier(self) -> None:
+        if self.world.distributed:
+            dist.barrier()

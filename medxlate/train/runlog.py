@@ -1,0 +1,107 @@
+"""The run's logs: ``log.jsonl`` (every row), ``train.csv`` and ``val.csv``, optional
+TensorBoard, and a tqdm progress bar with the loss and it/s. Only rank 0 logs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from medxlate.errors import UsageError
+
+
+class RunLog:
+    """Append-only logs of a run folder.
+
+    Args:
+        run_dir: the run folder.
+        tensorboard: also write TensorBoard events under ``run_dir/tensorboard``.
+        resume_step: when resuming, rows logged after this step by the interrupted run are
+            dropped so that the logs describe one consistent run.
+    """
+
+    def __init__(self, run_dir: Path, tensorboard: bool = False, resume_step: int | None = None):
+        self.run_dir = run_dir
+        self.jsonl = run_dir / "log.jsonl"
+        self.csv_paths = {"train": run_dir / "train.csv", "val": run_dir / "val.csv"}
+        self.writer = None
+        if tensorboard:
+            self.writer = check_tensorboard()(str(run_dir / "tensorboard"))
+        if resume_step is not None:
+            self._truncate(resume_step)
+
+    def _truncate(self, step: int) -> None:
+        if self.jsonl.is_file():
+            rows = [json.loads(line) for line in self.jsonl.read_text().splitlines() if line]
+            kept = [r for r in rows if r.get("step", 0) <= step]
+            self.jsonl.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        for path in self.csv_paths.values():
+            if path.is_file():
+                with open(path, newline="") as fh:
+                    rows = list(csv.DictReader(fh))
+                fields = list(rows[0]) if rows else []
+                kept = [r for r in rows if int(r["step"]) <= step]
+                with open(path, "w", newline="") as fh:
+                    w = csv.DictWriter(fh, fieldnames=fields)
+                    w.writeheader()
+                    w.writerows(kept)
+
+    def write(self, kind: str, row: dict[str, Any]) -> None:
+        """Log a row of kind "train" or "val" (``row["step"]`` required)."""
+        with open(self.jsonl, "a") as fh:
+            fh.write(json.dumps({"kind": kind, **row}) + "\n")
+        path = self.csv_paths[kind]
+        new = not path.is_file() or path.stat().st_size == 0
+        fields = list(row) if new else _header(path)
+        with open(path, "a", newline="") as fh:
+            w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
+            if new:
+                w.writeheader()
+            w.writerow(row)
+        if self.writer is not None:
+            for key, value in row.items():
+                if key != "step" and isinstance(value, int | float):
+                    self.writer.add_scalar(f"{kind}/{key}", value, row["step"])
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+def check_tensorboard():
+    """TensorBoard's SummaryWriter, or a UsageError when the package is not installed."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as exc:
+        raise UsageError("tensorboard=true needs the tensorboard package "
+                         "(pip install tensorboard), which is not installed") from exc
+    return SummaryWriter
+
+
+def _header(path: Path) -> list[str]:
+    with open(path, newline="") as fh:
+        return next(csv.reader(fh))
+
+
+class Progress:
+    """A tqdm bar over optimiser cycles (disabled when ``enabled`` is False)."""
+
+    def __init__(self, total: int, initial: int, enabled: bool):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True, mininterval=1.0,
+                            file=sys.stderr, desc="train")
+
+    def update(self, losses: dict[str, float]) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix({k: f"{v:.4g}" for k, v in list(losses.items())[:3]},
+                                 refresh=False)
+            self.bar.update(1)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
