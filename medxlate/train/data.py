@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from medxlate.errors import InputError
+from medxlate.errors import InputError, UsageError
 from medxlate.train.augment import augment_sample
 
 Centre = tuple[str, int]   # (subject id, slice index in its shard)
@@ -39,6 +39,8 @@ class SliceData(torch.utils.data.Dataset):
         self.paired = config["pairing"] == "paired"
         self.mr_is_source = config["direction"] == "mri2ct"
         self.options = config["augment"] if augment else None
+        self.random_crop = augment
+        self.crop = crop_size(config.get("slice_size"), dataset.info.get("slice_size"))
         self._arrays: dict[str, dict[str, np.ndarray]] = {}
         # Canonical RAS+ axes 0, 1, 2 are left-right, posterior-anterior, inferior-superior;
         # a slice keeps the two that are not the slice axis, as dims -2 and -1.
@@ -98,11 +100,39 @@ class SliceData(torch.utils.data.Dataset):
             value = self._centre_only(centre, name)
             if value is not None:
                 sample[name] = value
+        if self.crop is not None:
+            sample = self._crop(sample, aug_seed)
         if self.options is not None:
             rng = np.random.default_rng(aug_seed)
             sample = augment_sample(sample, rng, self.options, self.mr_is_source,
                                     self.lr_dim, self.ap_dim)
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sample.items()}
+
+
+    def _crop(self, sample: dict[str, np.ndarray], aug_seed: int) -> dict[str, np.ndarray]:
+        """Cut every array to ``self.crop`` at one position: random (seeded by the sample's
+        augmentation seed, on its own stream) for training, centred for validation."""
+        (h, w), (ch, cw) = sample["mr"].shape[-2:], self.crop
+        if self.random_crop:
+            rng = np.random.default_rng([aug_seed, 1])
+            y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
+        else:
+            y0, x0 = (h - ch) // 2, (w - cw) // 2
+        return {k: v[..., y0:y0 + ch, x0:x0 + cw] for k, v in sample.items()}
+
+
+def crop_size(want, have) -> tuple[int, int] | None:
+    """The in-plane crop a config asks of a dataset's slices, or None when sizes are equal.
+
+    A model may train on patches smaller than the stored slices (synthesize then tiles the
+    volume with patches of the config's ``slice_size``); larger than stored is refused.
+    """
+    if want is None or have is None or list(want) == list(have):
+        return None
+    if len(want) != 2 or any(int(a) > int(b) for a, b in zip(want, have)):
+        raise UsageError(f"config slice_size {list(want)} exceeds the dataset's slices "
+                         f"{list(have)}: preprocess at that size or choose a size <= {list(have)}")
+    return int(want[0]), int(want[1])
 
 
 def collate(items: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:

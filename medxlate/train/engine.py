@@ -126,11 +126,6 @@ class _Run:
         self.world, self.device, self.resume = world, device, resume
         self.dataset = load_dataset(data)
         self.family = spec.load_entry()
-        want, have = cfg.get("slice_size"), self.dataset.info.get("slice_size")
-        if want is not None and have is not None and list(want) != list(have):
-            raise UsageError(f"config slice_size {list(want)} differs from the dataset's "
-                             f"{list(have)}: preprocess at that size or pass "
-                             f"--set slice_size='{json.dumps(list(have))}'")
         self.train_data = SliceData(self.dataset, "train", cfg)
         if not self.train_data.mr_centres or not self.train_data.ct_centres:
             raise InputError(f"{data}: no usable training slices in split 'train' "

@@ -150,11 +150,41 @@ def test_unusable_options(tiny_dataset, tmp_path):
         train("ddpm", tiny_dataset, tmp_path / "full", config=_cfg(), device="cpu")
 
 
-def test_slice_size_must_match_the_dataset(tiny_dataset, tmp_path):
+def test_slice_size_larger_than_the_dataset_is_refused(tiny_dataset, tmp_path):
     from medxlate.errors import UsageError
-    with pytest.raises(UsageError, match=r"slice_size \[32, 32\] differs .* \[16, 16\]"):
+    with pytest.raises(UsageError, match=r"slice_size \[32, 32\] exceeds .* \[16, 16\]"):
         train("ddpm", tiny_dataset, tmp_path / "x", config=_cfg(slice_size=[32, 32]),
               device="cpu")
+
+
+def test_smaller_slice_size_trains_on_aligned_crops(tiny_dataset, tmp_path):
+    from medxlate.preprocess.dataset import load_dataset
+    from medxlate.train.data import SliceData
+    from medxlate.train.config import resolve_config
+
+    no_aug = {"flip_lr": 0.0, "flip_ap": 0.0, "affine": 0.0, "mr_jitter": 0.0}
+    cfg = resolve_config(get_spec("ddpm"), _cfg(slice_size=[8, 12], augment=no_aug), {})
+    ds = load_dataset(tiny_dataset)
+    data = SliceData(ds, "train", cfg)
+    sid, n = data.mr_centres[0]
+    full = ds.shard(sid)
+    crops = [data[(0, 0, seed)] for seed in range(6)]
+    for item in crops:
+        assert item["mr"].shape[-2:] == (8, 12) and item["mask"].shape[-2:] == (8, 12)
+    # each crop is a window of the stored slice, MR/CT/mask cut at the same place
+    mr, ct = (torch.from_numpy(full[k][n].astype("float32")) for k in ("mr", "ct"))
+    for item in crops:
+        hits = [(y, x) for y in range(16 - 8 + 1) for x in range(16 - 12 + 1)
+                if torch.equal(mr[y:y + 8, x:x + 12], item["mr"][0])]
+        assert hits and any(torch.equal(ct[y:y + 8, x:x + 12], item["ct"][0]) for y, x in hits)
+    assert len({tuple(c["mr"].flatten()[:4].tolist()) for c in crops}) > 1   # seeds move it
+    val = SliceData(ds, "val", {**cfg, "pairing": "paired"}, augment=False)
+    vid, vn = val.mr_centres[0]
+    centre = torch.from_numpy(ds.shard(vid)["mr"][vn, 4:12, 2:14].astype("float32"))
+    assert torch.equal(val[(0, 0, 123)]["mr"][0], centre)
+    result = train("ddpm", tiny_dataset, tmp_path / "crop", config=_cfg(slice_size=[8, 8]),
+                   device="cpu")
+    assert result.steps == 4
 
 
 def test_loss_curve_does_not_depend_on_worker_processes(tiny_dataset, tmp_path, run_a):

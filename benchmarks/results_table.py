@@ -1,0 +1,107 @@
+"""Results table: synthesize + evaluate each model on held-out phantom subjects.
+
+Regenerates the held-out subjects of the demo-training cohort (they depend only on the cohort
+seed and their index), runs `medxlate synthesize` on each subject's T1w MR exactly as a user
+would, and scores the result with `medxlate evaluate` against the CT resampled onto the MR grid
+through the true transform, inside the subject's body mask. Prints one JSON object per
+(model, subject) and per model, then a Markdown table.
+
+    python benchmarks/results_table.py --workdir /tmp/results \
+        --model syndiff --model pix2pix --model cyclegan \
+        --model ddpm=runs/ddpm/model.safetensors:ddim:50
+
+A model is `NAME` (its shipped weights) or `NAME=WEIGHTS[:SAMPLER[:STEPS]]`. The demo weights
+in weights/ were trained on `medxlate phantom --subjects 30 --region brain --seed 2026`,
+whose test split is brain-004, brain-010 and brain-021 (the defaults here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+METRICS = ("mae", "psnr", "ssim")
+
+
+def parse_model(text: str) -> dict:
+    name, _, rest = text.partition("=")
+    parts = rest.split(":") if rest else []
+    return {"name": name, "weights": parts[0] if parts else None,
+            "sampler": parts[1] if len(parts) > 1 else None,
+            "steps": parts[2] if len(parts) > 2 else None,
+            "label": text.split("=")[0] + (f" ({parts[1]}-{parts[2]})" if len(parts) > 2 else "")}
+
+
+def make_subjects(workdir: Path, seed: int, indices: list[int]) -> list[Path]:
+    from medxlate.phantom import PhantomConfig, make_subject, subject_id
+    from medxlate.phantom.cohort import write_subject
+
+    folders = []
+    for index in indices:
+        folder = workdir / "subjects" / subject_id("brain", index)
+        if not folder.exists():
+            write_subject(make_subject(PhantomConfig("brain"), seed, index), folder)
+        folders.append(folder)
+    return folders
+
+
+def run(cmd: list[str]) -> float:
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.exit(f"failed ({done.returncode}): {' '.join(cmd)}\n{done.stderr}")
+    return time.perf_counter() - start
+
+
+def score(model: dict, folder: Path, workdir: Path) -> dict:
+    out = workdir / "sct" / model["label"].replace(" ", "_") / f"{folder.name}.nii.gz"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    cmd = ["medxlate", "synthesize", "--model", model["name"], "--in", str(folder / "mr.nii.gz"),
+           "--out", str(out), "--overwrite", "--seed", "0"]
+    if model["weights"]:
+        cmd += ["--weights", model["weights"]]
+    if model["sampler"]:
+        cmd += ["--sampler", model["sampler"]]
+    if model["steps"]:
+        cmd += ["--steps", model["steps"]]
+    seconds = run(cmd)
+    report = out.with_suffix("").with_suffix(".json")
+    run(["medxlate", "evaluate", "--pred", str(out), "--ref", str(folder / "ct_on_mr.nii.gz"),
+         "--mask", str(folder / "mask.nii.gz"), "--out", str(report), "--overwrite"])
+    metrics = json.loads(report.read_text())["subjects"][0]["metrics"]
+    return {"model": model["label"], "subject": folder.name, "seconds": round(seconds, 2),
+            **{m: metrics[m] for m in METRICS}}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--model", action="append", required=True)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--indices", type=int, nargs="+", default=[4, 10, 21])
+    args = parser.parse_args()
+    folders = make_subjects(args.workdir, args.seed, args.indices)
+    rows = []
+    for model in map(parse_model, args.model):
+        mine = [score(model, folder, args.workdir) for folder in folders]
+        for row in mine:
+            print(json.dumps(row))
+        mean = {k: round(sum(r[k] for r in mine) / len(mine), 4) for k in (*METRICS, "seconds")}
+        summary = {"model": model["label"], "subjects": len(mine), **mean,
+                   "threads": os.environ.get("OMP_NUM_THREADS", "default")}
+        print(json.dumps(summary))
+        rows.append(summary)
+    print("\n| model | MAE (HU) | PSNR (dB) | SSIM | seconds / volume |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['mae']:.1f} | {r['psnr']:.2f} | {r['ssim']:.3f} "
+              f"| {r['seconds']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()
