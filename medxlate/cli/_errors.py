@@ -40,7 +40,7 @@ def handled(func: Callable) -> Callable:
         except KeyboardInterrupt:
             _say("interrupted")
             raise typer.Exit(130) from None
-        except Exception as exc:  # a bug: one line unless debugging
+        except Exception as exc:  # noqa: BLE001 - any other exception is a bug: one line
             if debug:
                 traceback.print_exc()
             _say(f"internal error: {type(exc).__name__}: {exc} "

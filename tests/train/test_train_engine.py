@@ -159,8 +159,8 @@ def test_slice_size_larger_than_the_dataset_is_refused(tiny_dataset, tmp_path):
 
 def test_smaller_slice_size_trains_on_aligned_crops(tiny_dataset, tmp_path):
     from medxlate.preprocess.dataset import load_dataset
-    from medxlate.train.data import SliceData
     from medxlate.train.config import resolve_config
+    from medxlate.train.data import SliceData
 
     no_aug = {"flip_lr": 0.0, "flip_ap": 0.0, "affine": 0.0, "mr_jitter": 0.0}
     cfg = resolve_config(get_spec("ddpm"), _cfg(slice_size=[8, 12], augment=no_aug), {})
