@@ -39,9 +39,9 @@ def _root(
 
 def _register() -> None:
     # Each module adds its command(s) to `app`; the order here is the order in --help.
-    from medxlate.cli import info, models
+    from medxlate.cli import evaluate, info, models, phantom, preprocess, synthesize, train, weights
 
-    for module in (info, models):
+    for module in (info, models, phantom, preprocess, train, synthesize, evaluate, weights):
         module.register(app)
 
 

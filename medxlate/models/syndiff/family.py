@@ -1,0 +1,227 @@
+"""SynDiff training and translation (Ozbey, Dalmaz et al., IEEE TMI 2023).
+
+Networks (names used in checkpoints):
+
+* ``G_mr2ct`` / ``G_ct2mr``: diffusive generators (NCSN++), x0_hat = G(x_{t+1} ++ y, t, z)
+  where y is an image of the *source* contrast.
+* ``D_ct`` / ``D_mr``: time-conditioned diffusive discriminators D(x_t, t, x_{t+1}) of the
+  target contrast's chain.
+* unpaired mode only: ``F_mr2ct`` / ``F_ct2mr`` (non-diffusive ResNet-6 generators) and
+  ``DC_ct`` / ``DC_mr`` (their PatchGAN discriminators).
+
+``paired`` mode (registered pairs): G for ``config["direction"]`` is conditioned on the real
+source; loss = adversarial diffusion loss + lambda_l1 * |x0_hat - x0|. ``unpaired`` mode is
+the paper's cycle-consistent setup (Sec. III-C, Eq. 16-19), both directions at once: the
+non-diffusive F maps each real image to the other contrast, that synthetic image
+conditions the diffusive G that must rebuild the real image (cycle), so
+loss_G = adv(G) + adv(F) + lambda_l1 * (cycle L1 of F + L1 of G's x0_hat).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medxlate.diffusion.adversarial import adversarial
+from medxlate.diffusion.schedules import VPSchedule, syndiff_vp
+from medxlate.errors import UsageError
+from medxlate.models.nets.cpu_memory import keep_freed_memory
+from medxlate.models.nets.gan_losses import requires_grad
+from medxlate.models.nets.ncsnpp import NCSNpp, NCSNppConfig
+from medxlate.models.nets.patchgan import PatchGAN
+from medxlate.models.nets.resnet_generator import ResnetGenerator
+from medxlate.models.syndiff.discriminator import TimeDiscriminator
+from medxlate.models.syndiff.losses import (
+    d_fake_loss,
+    d_real_loss,
+    g_adv_loss,
+    posterior_sample,
+    r1_penalty,
+)
+
+DIRECTIONS = ("mri2ct", "ct2mri")
+_NAME = {"mri2ct": "mr2ct", "ct2mri": "ct2mr"}
+_TARGET = {"mri2ct": "ct", "ct2mri": "mr"}
+_SOURCE = {"mri2ct": "mr", "ct2mri": "ct"}
+
+
+def generator_config(config: dict[str, Any]) -> NCSNppConfig:
+    """The NCSN++ architecture described by a SynDiff config."""
+    size = config.get("slice_size", [256, 256])
+    if size[0] != size[1]:
+        raise UsageError(f"syndiff needs square slices, got slice_size {size}")
+    return NCSNppConfig(
+        image_size=int(size[0]), in_channels=2, out_channels=1, nf=int(config["nf"]),
+        ch_mult=tuple(config["ch_mult"]), num_res_blocks=int(config["num_res_blocks"]),
+        attn_resolutions=tuple(config["attn_resolutions"]), nz=int(config["nz"]),
+        z_emb_dim=int(config["z_emb_dim"]), n_mlp=int(config["n_mlp"]),
+        dropout=float(config.get("dropout", 0.0)))
+
+
+def schedule(config: dict[str, Any]) -> VPSchedule:
+    return syndiff_vp(int(config["n_steps"]), float(config["beta_min"]),
+                      float(config["beta_max"]))
+
+
+def _directions_trained(config: dict[str, Any]) -> tuple[str, ...]:
+    if config.get("pairing") == "unpaired":
+        return DIRECTIONS
+    return (config.get("direction", "mri2ct"),)
+
+
+class SynDiff:
+    """The SynDiff :class:`~medxlate.models.family.Family`."""
+
+    def build(self, config: dict[str, Any]) -> dict[str, nn.Module]:
+        if int(config.get("context", 0)) != 0:
+            raise UsageError("syndiff is a 2D model (context must be 0)")
+        gcfg = generator_config(config)
+        size = gcfg.image_size
+        nets: dict[str, nn.Module] = {}
+        for direction in _directions_trained(config):
+            nets[f"G_{_NAME[direction]}"] = NCSNpp(gcfg)
+            nets[f"D_{_TARGET[direction]}"] = TimeDiscriminator(
+                size, 1, int(config["ngf_d"]), int(config["t_emb_dim"]))
+        if config.get("pairing") == "unpaired":
+            for direction in DIRECTIONS:
+                nets[f"F_{_NAME[direction]}"] = ResnetGenerator(
+                    1, 1, ngf=int(config["ngf_f"]), n_blocks=int(config["resnet_blocks"]))
+                nets[f"DC_{_TARGET[direction]}"] = PatchGAN(
+                    1, ndf=int(config["ndf_c"]), n_layers=int(config["patch_layers"]))
+        return nets
+
+    def optimizers(self, nets: dict[str, nn.Module],
+                   config: dict[str, Any]) -> dict[str, torch.optim.Optimizer]:
+        betas = tuple(config["betas"])
+
+        def adam(prefixes: tuple[str, ...], lr: float) -> torch.optim.Optimizer:
+            params = [p for name, net in nets.items() if name.startswith(prefixes)
+                      for p in net.parameters()]
+            return torch.optim.Adam(params, lr=lr, betas=betas)
+
+        opts = {"G": adam(("G_", "F_"), float(config["lr_g"])),
+                "D": adam(("D_",), float(config["lr_d"]))}
+        if config.get("pairing") == "unpaired":
+            opts["DC"] = adam(("DC_",), float(config["lr_d"]))
+        return opts
+
+    def inference_nets(self, config: dict[str, Any]) -> list[str]:
+        return [f"G_{_NAME[d]}" for d in _directions_trained(config)]
+
+    def directions(self, config: dict[str, Any]) -> tuple[str, ...]:
+        """Unpaired checkpoints hold both diffusive generators, so they translate both ways."""
+        return _directions_trained(config)
+
+    def stochastic(self, config: dict[str, Any]) -> bool:
+        return True
+
+    # -- training -------------------------------------------------------------------------
+    def training_step(self, nets: dict[str, nn.Module], batch: dict[str, torch.Tensor],
+                      ctx, config: dict[str, Any]) -> dict[str, float]:
+        if config.get("pairing") == "unpaired":
+            from medxlate.models.syndiff.unpaired import unpaired_step
+
+            return unpaired_step(nets, batch, ctx, config)
+        direction = config.get("direction", "mri2ct")
+        source, target = batch[_SOURCE[direction]], batch[_TARGET[direction]]
+        chain = Chain(nets[f"G_{_NAME[direction]}"], nets[f"D_{_TARGET[direction]}"],
+                      schedule(config), ctx, config)
+        logs = chain.d_step(target, source)
+        ctx.step("D")
+        loss, g_logs = chain.g_loss(target, source)
+        ctx.backward(loss)
+        ctx.step("G")
+        return {**logs, **g_logs}
+
+    # -- synthesis ------------------------------------------------------------------------
+    @torch.no_grad()
+    def translate(self, nets: dict[str, nn.Module], source: torch.Tensor, *,
+                  config: dict[str, Any], sampler: str = "adversarial",
+                  steps: int | None = None, eta: float = 0.0,
+                  generator: torch.Generator | None = None, callback=None) -> torch.Tensor:
+        """The adversarial sampler over the trained steps (4): x_T ~ N(0, I), then
+        x0_hat = G(x_{t+1} ++ source, t, z) and x_t ~ q(x_t | x_{t+1}, x0_hat)."""
+        if sampler != "adversarial":
+            raise UsageError(f"syndiff samples with the adversarial sampler, not {sampler!r}")
+        direction = config.get("direction", "mri2ct")
+        name = f"G_{_NAME[direction]}"
+        if name not in nets:
+            raise UsageError(f"these syndiff weights do not translate {direction}")
+        g = nets[name]
+        nz = g.cfg.nz
+        if source.device.type == "cpu":
+            keep_freed_memory()
+        x_T = torch.randn((source.shape[0], 1, *source.shape[2:]), generator=generator,
+                          device=source.device, dtype=source.dtype)
+
+        def model(x, t, cond, z):
+            return g(torch.cat([x, cond], dim=1), t, z)
+
+        with torch.inference_mode():
+            out = adversarial(model, x_T, schedule(config), steps=steps, cond=source, eta=eta,
+                              generator=generator, latent_dim=nz,
+                              callback=(lambda i, n, x: callback(i + 1, n))
+                              if callback else None)
+        return out.clamp(-1.0, 1.0)
+
+
+class Chain:
+    """One diffusive chain: generator G, discriminator D and the schedule (Sec. III-B)."""
+
+    def __init__(self, g: nn.Module, d: nn.Module, sched: VPSchedule, ctx,
+                 config: dict[str, Any]) -> None:
+        self.g, self.d, self.sched, self.ctx, self.config = g, d, sched, ctx, config
+        self.post = sched.posterior()
+
+    def _pairs(self, x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        gen = self.ctx.generator
+        t = torch.randint(0, self.sched.n_steps, (x0.shape[0],), generator=gen,
+                          device=x0.device)
+        x_t, x_tp1 = self.sched.q_sample_pairs(x0, t, generator=gen)
+        return t, x_t, x_tp1
+
+    def _z(self, x0: torch.Tensor) -> torch.Tensor:
+        return torch.randn((x0.shape[0], self.g.cfg.nz), generator=self.ctx.generator,
+                           device=x0.device, dtype=x0.dtype)
+
+    def fake(self, x_tp1: torch.Tensor, cond: torch.Tensor, t: torch.Tensor,
+             x0: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(x0_hat, posterior sample x_t) for the noisy x_{t+1} and the condition."""
+        x0_hat = self.g(torch.cat([x_tp1, cond], dim=1), t, self._z(x0))
+        return x0_hat, posterior_sample(self.post, x0_hat, x_tp1, t, self.ctx.generator)
+
+    def d_step(self, x0: torch.Tensor, cond: torch.Tensor) -> dict[str, float]:
+        """Backpropagate D's loss on real pairs (+ lazy R1) and on generated pairs."""
+        ctx, cfg = self.ctx, self.config
+        t, x_t, x_tp1 = self._pairs(x0)
+        x_t = x_t.detach().requires_grad_(True)
+        with ctx.autocast():
+            real = self.d(x_t, t, x_tp1).view(-1)
+            loss = d_real_loss(real)
+        lazy = int(cfg.get("lazy_reg") or 1)
+        r1 = torch.zeros(())
+        if float(cfg["r1_gamma"]) > 0 and ctx.step_index % lazy == 0:
+            r1 = r1_penalty(real.float(), x_t, float(cfg["r1_gamma"]))
+        with torch.no_grad(), ctx.autocast():
+            _, x_pos = self.fake(x_tp1, cond.detach(), t, x0)
+        with ctx.autocast():
+            fake = d_fake_loss(self.d(x_pos.detach(), t, x_tp1).view(-1))
+        ctx.backward(loss + r1 + fake)
+        return {"d_real": float(loss.detach()), "d_fake": float(fake.detach()),
+                "r1": float(r1.detach())}
+
+    def g_loss(self, x0: torch.Tensor, cond: torch.Tensor) -> tuple[torch.Tensor, dict]:
+        """Adversarial diffusion loss + lambda_l1 * L1(x0_hat, x0) (D frozen)."""
+        t, _, x_tp1 = self._pairs(x0)
+        with self.ctx.autocast(), requires_grad(self.d, False):
+            x0_hat, x_pos = self.fake(x_tp1, cond, t, x0)
+            adv = g_adv_loss(self.d(x_pos, t, x_tp1).view(-1))
+        l1 = F.l1_loss(x0_hat.float(), x0.float())
+        loss = adv + float(self.config["lambda_l1"]) * l1
+        return loss, {"g_adv": float(adv.detach()), "g_l1": float(l1.detach())}
+
+
+FAMILY = SynDiff()
