@@ -133,3 +133,17 @@ def test_fast_generator_equals_reference_style_forward():
     assert float(ours.std()) > 0.1
     assert float((ours - ref).abs().max()) < 1e-4
     assert float((one - ref[1:2]).abs().max()) < 1e-4
+
+
+def test_fir_kernels_made_in_inference_mode_still_train():
+    # A first call under inference_mode caches the FIR kernel; a later training forward must
+    # still be able to save it for backward (regression: the cache held an inference tensor).
+    from medxlate.models.nets import fir
+
+    fir._kernels.clear()
+    with torch.inference_mode():
+        fir.fir_down(torch.ones(1, 5, 8, 8))
+    x = torch.ones(1, 5, 8, 8, requires_grad=True)
+    fir.fir_down(x).sum().backward()
+    # per axis the 4 outputs see taps summing to 7/8 (one tap off the edge), 1, 1, 7/8
+    assert x.grad is not None and float(x.grad.sum()) == pytest.approx(5 * (7 / 8 + 2 + 7 / 8) ** 2)

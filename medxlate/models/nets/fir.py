@@ -35,10 +35,13 @@ def _kernel(channels: int, scale: float, like: torch.Tensor) -> torch.Tensor:
     key = (channels, scale, like.dtype, like.device)
     k = _kernels.get(key)
     if k is None:
-        taps = torch.tensor(FIR_TAPS, dtype=torch.float64)
-        k2 = torch.outer(taps, taps)
-        k2 = (k2 / k2.sum() * scale).to(dtype=like.dtype, device=like.device)
-        k = k2.expand(channels, 1, 4, 4).contiguous()
+        # Built outside inference mode even when first asked for inside it: a cached
+        # inference tensor could never be saved for backward by a later training step.
+        with torch.inference_mode(False):
+            taps = torch.tensor(FIR_TAPS, dtype=torch.float64)
+            k2 = torch.outer(taps, taps)
+            k2 = (k2 / k2.sum() * scale).to(dtype=like.dtype, device=like.device)
+            k = k2.expand(channels, 1, 4, 4).contiguous()
         _kernels[key] = k
     return k
 
