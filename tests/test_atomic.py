@@ -58,3 +58,20 @@ def test_parent_created_or_refused(tmp_path):
     (tmp_path / "file").write_text("I am a file")
     with pytest.raises(OutputError, match="not a folder"), atomic_path(tmp_path / "file" / "out.txt") as tmp:
         tmp.write_text("x")
+
+
+def test_outputs_get_umask_permissions_even_from_private_writers(tmp_path):
+    # safetensors writes 0600 files; an output must be readable like any file the user makes
+    import os
+    import stat
+
+    from medxlate.io.atomic import atomic_path
+
+    old = os.umask(0o022)
+    try:
+        with atomic_path(tmp_path / "w.safetensors") as tmp:
+            tmp.write_bytes(b"x")
+            os.chmod(tmp, 0o600)
+        assert stat.S_IMODE((tmp_path / "w.safetensors").stat().st_mode) == 0o644
+    finally:
+        os.umask(old)

@@ -33,6 +33,13 @@ def check_writable(path: Path, overwrite: bool) -> None:
         raise OutputError(f"output folder {parent} is not writable")
 
 
+def _default_file_mode() -> int:
+    """0o666 less the process umask: the mode open() gives a new file."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _suffix(path: Path) -> str:
     name = path.name
     for double in (".nii.gz", ".tar.gz"):
@@ -66,6 +73,10 @@ def atomic_path(path: Path | str, overwrite: bool = False) -> Iterator[Path]:
         yield tmp
         if not tmp.exists():
             raise OutputError(f"nothing was written for {path}")
+        if tmp.is_file():
+            # Some writers (safetensors) create private 0600 files; outputs get the same
+            # permissions as any file the user creates, so colleagues can read them.
+            os.chmod(tmp, _default_file_mode())
         if path.is_dir() and not path.is_symlink():
             shutil.rmtree(path)
         os.replace(tmp, path)

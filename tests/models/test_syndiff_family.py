@@ -24,7 +24,7 @@ def test_registry_entry():
     spec = get_spec("syndiff")
     assert spec.directions == ("mri2ct", "ct2mri") and spec.spatial_dims == "2d"
     assert spec.samplers == ("adversarial",) and spec.default_sampler == "adversarial"
-    assert set(spec.configs) == {"paper", "demo"} and spec.weights is None
+    assert set(spec.configs) == {"paper", "demo"} and spec.weights == "syndiff-demo.safetensors"
     paper = spec.config("paper")
     assert (paper["nf"], paper["ch_mult"], paper["lambda_l1"], paper["lr_g"], paper["lr_d"],
             paper["betas"], paper["ema"]) == (64, [1, 1, 2, 2, 4, 4], 0.5, 1.6e-4, 1e-4,

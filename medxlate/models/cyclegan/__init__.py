@@ -47,6 +47,7 @@ SPECS = [
         default_sampler="one-shot",
         samplers=("one-shot",),
         entry="medxlate.models.cyclegan.family:FAMILY",
+        weights="cyclegan-demo.safetensors",
         default_config="demo",
         reference="Zhu et al., Unpaired Image-to-Image Translation using Cycle-Consistent "
                   "Adversarial Networks, ICCV 2017",

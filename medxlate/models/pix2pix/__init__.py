@@ -45,6 +45,7 @@ SPECS = [
         default_sampler="one-shot",
         samplers=("one-shot",),
         entry="medxlate.models.pix2pix.family:FAMILY",
+        weights="pix2pix-demo.safetensors",
         default_config="demo",
         reference="Isola et al., Image-to-Image Translation with Conditional Adversarial "
                   "Networks, CVPR 2017",

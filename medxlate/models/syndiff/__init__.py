@@ -48,7 +48,7 @@ SPECS = [
         default_sampler="adversarial",
         samplers=("adversarial",),
         entry="medxlate.models.syndiff.family:FAMILY",
-        weights=None,
+        weights="syndiff-demo.safetensors",
         default_config="demo",
         reference="Ozbey, Dalmaz et al., Unsupervised Medical Image Translation with "
                   "Adversarial Diffusion Models, IEEE TMI 2023",
