@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -148,10 +149,13 @@ def test_output_errors(tmp_path):
 def test_read_only_folder(tmp_path):
     import os
 
-    if os.geteuid() == 0:
-        pytest.skip("running as root: permission bits do not stop root (the file-as-folder "
-                    "case in test_output_errors covers code 4 here)")
     src = _nifti(tmp_path / "a.nii.gz")
+    if os.geteuid() == 0:
+        # permission bits do not stop root; /proc refuses new files to everyone
+        result = runner.invoke(app, ["convert", str(src), "/proc/medxlate-test/o.nii.gz"])
+        _one_error_line(result, 4, "cannot create output folder")
+        assert not Path("/proc/medxlate-test").exists()
+        return
     locked = tmp_path / "locked"
     locked.mkdir()
     locked.chmod(0o500)
