@@ -51,13 +51,8 @@ def sphere(x, y, z, center, radius):
 
 def capsule(x, y, z, a, b, radius):
     """Exact signed distance to a capsule (segment a-b swept by a sphere of ``radius``)."""
-    a = np.asarray(a, dtype=np.float32)
-    ab = np.asarray(b, dtype=np.float32) - a
-    length2 = np.float32(ab @ ab)
-    px, py, pz = x - a[0], y - a[1], z - a[2]
-    t = np.clip((px * ab[0] + py * ab[1] + pz * ab[2]) / length2, 0, 1)
-    dx, dy, dz = px - t * ab[0], py - t * ab[1], pz - t * ab[2]
-    return np.sqrt(dx * dx + dy * dy + dz * dz) - np.float32(radius)
+    # With equal end radii the taper term is exactly zero, so the distance is exact.
+    return tapered_capsule(x, y, z, a, b, radius, radius)
 
 
 def tapered_capsule(x, y, z, a, b, ra, rb):
