@@ -10,7 +10,10 @@ through the true transform, inside the subject's body mask. Prints one JSON obje
         --model syndiff --model pix2pix --model cyclegan \
         --model ddpm=runs/ddpm/model.safetensors:ddim:50
 
-A model is `NAME` (its shipped weights) or `NAME=WEIGHTS[:SAMPLER[:STEPS]]`. The default
+A model is `NAME` (its shipped weights) or `NAME=WEIGHTS[:SAMPLER[:STEPS]]`. `--direction
+ct2mri` scores CT -> MR instead: the input is the CT on the MR grid (`ct_on_mr.nii.gz`), the
+reference the MR, and `medxlate evaluate --modality MR` compares both after normalising them
+with the reference MR's percentiles (MAE in normalised units, PSNR over the range [-1, 1]). The default
 subjects (`--seed 7`, indices 0 1 2) come from a phantom seed that no shipped model was trained
 on (see weights/README.md), so they are held out for every model.
 """
@@ -58,11 +61,15 @@ def run(cmd: list[str]) -> float:
     return time.perf_counter() - start
 
 
-def score(model: dict, folder: Path, workdir: Path) -> dict:
-    out = workdir / "sct" / model["label"].replace(" ", "_") / f"{folder.name}.nii.gz"
+def score(model: dict, folder: Path, workdir: Path, direction: str = "mri2ct") -> dict:
+    mri2ct = direction == "mri2ct"
+    source, ref = ("mr", "ct_on_mr") if mri2ct else ("ct_on_mr", "mr")
+    out = (workdir / ("sct" if mri2ct else "smr") / model["label"].replace(" ", "_")
+           / f"{folder.name}.nii.gz")
     out.parent.mkdir(parents=True, exist_ok=True)
-    cmd = ["medxlate", "synthesize", "--model", model["name"], "--in", str(folder / "mr.nii.gz"),
-           "--out", str(out), "--overwrite", "--seed", "0"]
+    cmd = ["medxlate", "synthesize", "--model", model["name"], "--in",
+           str(folder / f"{source}.nii.gz"), "--out", str(out), "--overwrite", "--seed", "0",
+           "--direction", direction]
     if model["weights"]:
         cmd += ["--weights", model["weights"]]
     if model["sampler"]:
@@ -71,8 +78,9 @@ def score(model: dict, folder: Path, workdir: Path) -> dict:
         cmd += ["--steps", model["steps"]]
     seconds = run(cmd)
     report = out.with_suffix("").with_suffix(".json")
-    run(["medxlate", "evaluate", "--pred", str(out), "--ref", str(folder / "ct_on_mr.nii.gz"),
-         "--mask", str(folder / "mask.nii.gz"), "--out", str(report), "--overwrite"])
+    run(["medxlate", "evaluate", "--pred", str(out), "--ref", str(folder / f"{ref}.nii.gz"),
+         "--mask", str(folder / "mask.nii.gz"), "--out", str(report), "--overwrite",
+         *([] if mri2ct else ["--modality", "MR"])])
     metrics = json.loads(report.read_text())["subjects"][0]["metrics"]
     return {"model": model["label"], "subject": folder.name, "seconds": round(seconds, 2),
             **{m: metrics[m] for m in METRICS}}
@@ -84,22 +92,26 @@ def main() -> None:
     parser.add_argument("--model", action="append", required=True)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--indices", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--direction", choices=("mri2ct", "ct2mri"), default="mri2ct")
     args = parser.parse_args()
     folders = make_subjects(args.workdir, args.seed, args.indices)
     rows = []
     for model in map(parse_model, args.model):
-        mine = [score(model, folder, args.workdir) for folder in folders]
+        mine = [score(model, folder, args.workdir, args.direction) for folder in folders]
         for row in mine:
             print(json.dumps(row))
         mean = {k: round(sum(r[k] for r in mine) / len(mine), 4) for k in (*METRICS, "seconds")}
         summary = {"model": model["label"], "subjects": len(mine), **mean,
+                   "direction": args.direction,
                    "threads": os.environ.get("OMP_NUM_THREADS", "default")}
         print(json.dumps(summary))
         rows.append(summary)
-    print("\n| model | MAE (HU) | PSNR (dB) | SSIM | seconds / volume |")
+    unit = "HU" if args.direction == "mri2ct" else "normalised"
+    print(f"\n| model | MAE ({unit}) | PSNR (dB) | SSIM | seconds / volume |")
     print("|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['model']} | {r['mae']:.1f} | {r['psnr']:.2f} | {r['ssim']:.3f} "
+        mae = f"{r['mae']:.1f}" if args.direction == "mri2ct" else f"{r['mae']:.3f}"
+        print(f"| {r['model']} | {mae} | {r['psnr']:.2f} | {r['ssim']:.3f} "
               f"| {r['seconds']:.1f} |")
 
 

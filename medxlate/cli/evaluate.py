@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated as Opt
 
@@ -17,11 +18,15 @@ SCREEN_METRICS = {"mae": "MAE", "me": "ME", "psnr": "PSNR", "ssim": "SSIM", "ms_
 
 def _validate(modality: str, hu_range, tissue, percentiles, device: str) -> str:
     from medxlate.errors import UsageError
+    from medxlate.models.registry import MODALITIES, image_modality
 
+    # A target's modality tag (t2, flair, ct...) names its intensity convention.
+    if modality.lower() in MODALITIES:
+        modality = image_modality(modality.lower())
     modality = modality.upper()
     if modality not in ("CT", "MR"):
-        raise UsageError(f"--modality must be CT (synthetic CT) or MR (synthetic MR), got "
-                         f"{modality!r}")
+        raise UsageError(f"--modality must be CT (synthetic CT), MR (synthetic MR) or a "
+                         f"target tag ({', '.join(MODALITIES)}), got {modality!r}")
     if hu_range is not None:
         if modality == "MR":
             raise UsageError("--hu-range applies to synthetic CT; synthetic MR uses the "
@@ -78,6 +83,17 @@ def _table(records: list[dict], summary: dict, modality: str):
     return table
 
 
+def _refuse_input_outputs(cases, others: list, files: dict, plots: Path | None) -> None:
+    """Exit 2 when a report or plot would be written over an input (or another output)."""
+    from medxlate.io.guard import Output, refuse_overlaps
+
+    images = [p for c in cases for p in (c.pred, c.ref, c.mask, c.labels, c.source)]
+    outputs = [Output(label, path) for label, path in files.items()]
+    if plots is not None:
+        outputs += [Output("--plots", plots / f"{c.id}.png") for c in cases]
+    refuse_overlaps(images=images, others=others, outputs=outputs)
+
+
 def evaluate(
     pred: Opt[Path | None, typer.Option(
         "--pred", help="Synthetic image, or a folder of them (<id>.nii.gz or <id>/sct.nii.gz)."
@@ -96,10 +112,14 @@ def evaluate(
     pairs: Opt[Path | None, typer.Option(
         "--pairs", help="CSV with columns id,pred,ref[,mask,labels,source].")] = None,
     modality: Opt[str, typer.Option(
-        "--modality", help="Modality of the synthetic image: CT (MR->CT) or MR (CT->MR).")] = "CT",
+        "--modality", help="Modality of the synthetic image: CT or MR, or the target's tag "
+                           "(ct, t1, t1ce, t2, flair, pd, mr).")] = "CT",
     hu_range: Opt[tuple[float, float] | None, typer.Option(
-        "--hu-range", help="CT clip/data range LOW HIGH (default -1024 3000 as SynthRAD2023; "
-                           "SynthRAD2025 uses -1024 3071).")] = None,
+        "--hu-range", help="CT clip/data range LOW HIGH for PSNR, SSIM and MS-SSIM (default "
+                           "-1024 3000 as SynthRAD2023's metrics; SynthRAD2025's evaluation "
+                           "container, github.com/SynthRAD2025/evaluation image_metrics.py, "
+                           "uses -1024 3071). The report's definitions name the range used."
+    )] = None,
     tissue_thresholds: Opt[tuple[float, float] | None, typer.Option(
         "--tissue-thresholds", help="Reference-CT HU thresholds AIR_SOFT SOFT_BONE for "
                                     "per-tissue MAE (default -400 250).")] = None,
@@ -117,11 +137,23 @@ def evaluate(
     plots: Opt[Path | None, typer.Option(
         "--plots", help="Folder for per-subject montages and cohort box plots (PNG).")] = None,
     fail_if: Opt[list[str] | None, typer.Option(
-        "--fail-if", help="CI gate, repeatable: \"mae>80\", \"ssim<0.85\", \"psnr<26\"; exit 6 "
-                          "when any subject meets one.")] = None,
+        "--fail-if", help="CI gate, repeatable: \"mae>80\", \"ssim<0.85\", \"psnr<26\", "
+                          "\"ms-ssim<0.9\" (- or _); exit 6 when any subject meets one."
+    )] = None,
     device: Opt[str, typer.Option(
         "--device", help="auto, cpu or cuda (SSIM, MS-SSIM).")] = "auto",
     overwrite: Opt[bool, typer.Option("--overwrite", help="Replace existing outputs.")] = False,
+    quiet: Opt[bool, typer.Option(
+        "--quiet", "-q", help="No progress (a spinner on a terminal, one line per subject "
+                              "otherwise).")] = False,
+    distribution: Opt[bool, typer.Option(
+        "--distribution", help="Score a generated SET (--pred: folder of slices) against real "
+                               "slices (--ref: dataset or folder): FDS, DS, and FID/IS with "
+                               "--inception.")] = False,
+    inception: Opt[Path | None, typer.Option(
+        "--inception", help="With --distribution: local Inception-v3 weights (pytorch-fid "
+                            "pt_inception-2015-12-05-6726825d.pth or torch-fidelity layout) "
+                            "for FID and IS; never downloaded.")] = None,
 ) -> None:
     """Compare synthetic CT (or MR) with the reference: MAE, ME, PSNR, SSIM, MS-SSIM, NMSE."""
     from medxlate.errors import PartialFailure, ThresholdError
@@ -147,6 +179,12 @@ def evaluate(
 
     gates = [parse_gate(text) for text in (fail_if or [])]
     modality = _validate(modality, hu_range, tissue_thresholds, mr_percentiles, device)
+    if distribution or inception is not None:
+        from medxlate.cli.evaluate_distribution import evaluate_distribution
+
+        return evaluate_distribution(pred, ref, modality, hu_range or DEFAULT_HU_RANGE,
+                                     inception, distribution, gates, out, csv_path, markdown,
+                                     device, overwrite, [mask, labels, source, pairs, plots])
     _check_gate_metrics(gates, modality)
     settings = Settings(modality, tuple(hu_range or DEFAULT_HU_RANGE),
                         tuple(tissue_thresholds or DEFAULT_TISSUE_THRESHOLDS),
@@ -156,6 +194,8 @@ def evaluate(
         if path is not None:
             check_writable(path, overwrite)
     cases, unmatched = find_cases(pred, ref, modality, mask, labels, source, pairs)
+    _refuse_input_outputs(cases, [pred, ref, mask, labels, source, pairs],
+                          {"--out": out, "--csv": csv_path, "--markdown": markdown}, plots)
     if plots is not None:
         for case in cases:
             check_writable(plots / f"{case.id}.png", overwrite)
@@ -163,16 +203,29 @@ def evaluate(
     from rich.console import Console
 
     err = Console(stderr=True)
-    with err.status("evaluating") as status:
-        def progress(case_id: str) -> None:
-            status.update(f"evaluated {case_id}")
+    if quiet or not err.is_terminal:  # a log gets one plain line per subject, no spinner
+        done = []
 
-        records, failed = evaluate_cases(cases, settings, plots, overwrite, progress)
-    if not records:
-        from medxlate.errors import InputError
+        def line(case_id: str) -> None:
+            done.append(case_id)
+            if not quiet:
+                print(f"[{len(done)}/{len(cases)}] {case_id}: evaluated", file=sys.stderr,
+                      flush=True)
 
-        raise InputError("no subject could be evaluated: " +
-                         "; ".join(f"{f['id']}: {f['error']}" for f in failed))
+        records, failed = evaluate_cases(cases, settings, plots, overwrite, line)
+    else:
+        with err.status("evaluating") as status:
+            def progress(case_id: str) -> None:
+                status.update(f"evaluated {case_id}")
+
+            records, failed = evaluate_cases(cases, settings, plots, overwrite, progress)
+    if not records:  # every subject failed: exit with their code (the first's), not 8
+        from medxlate.errors import MedxlateError
+
+        error = MedxlateError("no subject could be evaluated: " +
+                              "; ".join(f"{f['id']}: {f['error']}" for f in failed))
+        error.exit_code = failed[0].get("exit_code", 3)
+        raise error
     summary = summarize(records)
     gate_fails = gate_failures(records, gates)
     report = _report(settings, records, failed, unmatched, summary, gates, gate_fails)
@@ -186,10 +239,12 @@ def evaluate(
         from medxlate.evaluate.plots import boxplots
 
         boxplots(records, metric_names(records), plots, overwrite)
-    console = Console()
-    if not console.is_terminal:  # piped or captured: do not squeeze columns to 80 characters
-        console = Console(width=200)
-    console.print(_table(records, summary, modality))
+    from medxlate.cli._console import stdout_console
+
+    stdout_console().print(_table(records, summary, modality))  # not cut at 80 when piped
+    for record in records:
+        for text in record.get("warnings", ()):
+            err.print(f"warning: {text}", highlight=False, markup=False)
     if unmatched:
         err.print(f"note: {len(unmatched)} reference subject(s) without a prediction: "
                   f"{', '.join(unmatched[:10])}{' ...' if len(unmatched) > 10 else ''}")

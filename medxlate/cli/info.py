@@ -15,15 +15,16 @@ SKIP_HELP = "DICOM: ignore derived images, localizers and scouts (ImageType)."
 
 
 def _print_table(title: str, rows: list[tuple[str, str]]) -> None:
-    from rich.console import Console
     from rich.table import Table
+
+    from medxlate.cli._console import stdout_console
 
     table = Table(title=title, show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in rows:
         table.add_row(key, value)
-    Console().print(table)
+    stdout_console().print(table)  # redirected: not cut at 80 columns (UIDs stay whole)
 
 
 def _format(key: str, value) -> str:
@@ -86,18 +87,34 @@ def convert(
                                                           "say (NIfTI, MHA)."),
     description: str = typer.Option("medxlate converted", "--description",
                                     help="SeriesDescription of a DICOM output."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing output."),
+    overwrite: bool = typer.Option(False, "--overwrite", help=(
+        "Replace an existing output (a DICOM folder only when it holds nothing but a series "
+        "medxlate wrote).")),
 ) -> None:
     """Convert between NIfTI, MetaImage/NRRD and DICOM, keeping geometry and values.
 
-    A DICOM output of a DICOM input joins its patient, study and frame of reference.
+    A DICOM output of a DICOM input joins its patient, study and frame of reference. A NIfTI
+    output is int16 when every value is a whole number in int16's range (CT in HU), float32
+    otherwise; a DICOM series is streamed into it slice by slice. Values are never changed
+    (CT padding such as -2048 HU is kept).
     """
     from medxlate.errors import UsageError
     from medxlate.io import read_volume, write_volume
+    from medxlate.io.guard import Output, refuse_overlaps
     from medxlate.io.readers import format_of
 
     if modality is not None and modality.upper() not in ("CT", "MR"):
         raise UsageError(f"--modality {modality}: choose CT or MR")
+    refuse_overlaps(images=[src], outputs=[Output("output", dst, folder=dst.suffix == ""
+                                                  or dst.is_dir())])
+    to_nifti = dst.name.lower().endswith((".nii", ".nii.gz"))
+    if to_nifti and format_of(src) == "dicom":
+        from medxlate.io.dicom_convert import dicom_to_nifti
+
+        done = dicom_to_nifti(src, dst, series, skip_derived, overwrite)
+        typer.echo(f"wrote {dst} ({' x '.join(map(str, done['shape']))}, "
+                   f"{done['orientation']}, {done['dtype']})")
+        return
     vol = read_volume(src, series=series, skip_derived=skip_derived,
                       modality=modality.upper() if modality else "unknown")
     if modality:
@@ -106,6 +123,17 @@ def convert(
     if dst.suffix == "" or dst.is_dir():
         extra = {"description": description,
                  "reference": vol if format_of(src) == "dicom" else None}
+    if to_nifti:
+        import numpy as np
+
+        from medxlate.io.dicom_convert import integer_dtype
+        from medxlate.io.nifti import write_nifti
+
+        dtype = integer_dtype(vol.array)  # whole numbers in int16 range: written as int16
+        write_nifti(vol, dst, overwrite, dtype=dtype)
+        typer.echo(f"wrote {dst} ({' x '.join(map(str, vol.shape))}, {vol.orientation}, "
+                   f"{np.dtype(dtype).name})")
+        return
     write_volume(vol, dst, overwrite=overwrite, **extra)
     typer.echo(f"wrote {dst} ({' x '.join(map(str, vol.shape))}, {vol.orientation})")
 

@@ -8,8 +8,10 @@ import typer
 
 from medxlate import __version__
 from medxlate.cli._errors import DEBUG_ENV
+from medxlate.cli._usage import OneLineUsageGroup
 
 app = typer.Typer(
+    cls=OneLineUsageGroup,
     help="Batch MRI<->CT synthesis on real NIfTI and DICOM studies.",
     no_args_is_help=True,
     add_completion=False,
@@ -40,8 +42,10 @@ def _root(
 def _register() -> None:
     # Each module adds its command(s) to `app`; the order here is the order in --help.
     from medxlate.cli import evaluate, info, models, phantom, preprocess, synthesize, train, weights
+    from medxlate.cli import generate
 
-    for module in (info, models, phantom, preprocess, train, synthesize, evaluate, weights):
+    for module in (info, models, phantom, preprocess, train, synthesize, generate, evaluate,
+                   weights):
         module.register(app)
 
 
@@ -51,3 +55,7 @@ _register()
 def main() -> None:
     """Console-script entry point."""
     app()
+
+
+if __name__ == "__main__":  # `python -m medxlate.cli.main` (`python -m medxlate` is preferred)
+    app(prog_name="medxlate")

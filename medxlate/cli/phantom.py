@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import typer
@@ -41,10 +42,13 @@ def phantom(
     region: str = typer.Option("brain", "--region", help="brain (head) or pelvis."),
     seed: int = typer.Option(0, "--seed", help="Cohort seed; subject i depends only on "
                                                   "(seed, region, i)."),
-    size: tuple[int, int, int] = typer.Option(None, "--size", help="MR grid shape X Y Z "
-                                              "(default: the region's field of view)."),
+    size: tuple[int, int, int] = typer.Option(None, "--size", help="MR grid shape X Y Z; "
+                                              "alone it keeps the region's field of view and "
+                                              "sets the voxel size to fit (default: field of "
+                                              "view / spacing)."),
     spacing: tuple[float, float, float] = typer.Option(
-        None, "--spacing", help="MR voxel size X Y Z in mm (default: drawn per subject)."),
+        None, "--spacing", help="MR voxel size X Y Z in mm (default: field of view / --size, "
+                                "else drawn per subject)."),
     contrast: str = typer.Option("t1", "--contrast", help="t1, t2 or both (mr.nii.gz is T1w "
                                                           "unless t2)."),
     misalign_deg: float = typer.Option(10.0, "--misalign-deg",
@@ -60,6 +64,8 @@ def phantom(
                                      help="Skip ct_on_mr.nii.gz (CT on the MR grid)."),
     preview: Path = typer.Option(  # noqa: B008
         None, "--preview", help="Also write a PNG of the first subject (MR | CT, three planes)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress (a bar on a "
+                               "terminal, one line per subject otherwise)."),
 ) -> None:
     """Generate paired MR/CT phantoms with known transform, labels and tissue values.
 
@@ -88,11 +94,23 @@ def phantom(
     if preview is not None:
         check_writable(preview, overwrite)
     console = Console(stderr=True)
-    with Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), console=console, transient=True) as progress:
-        task = progress.add_task(f"phantom {region}", total=subjects)
+    if quiet or not console.is_terminal:  # a log file gets plain lines, no cursor escapes
+        done = []
+
+        def line(sid: str) -> None:
+            done.append(sid)
+            if not quiet:
+                print(f"[{len(done)}/{subjects}] {sid}: written", file=sys.stderr, flush=True)
+
         rows = generate_cohort(out, subjects, config, seed, fmt=fmt, workers=workers,
-                               overwrite=overwrite, on_done=lambda _: progress.advance(task))
+                               overwrite=overwrite, on_done=line)
+    else:
+        with Progress("[progress.description]{task.description}", BarColumn(),
+                      MofNCompleteColumn(), TimeElapsedColumn(), console=console,
+                      transient=True) as progress:
+            task = progress.add_task(f"phantom {region}", total=subjects)
+            rows = generate_cohort(out, subjects, config, seed, fmt=fmt, workers=workers,
+                                   overwrite=overwrite, on_done=lambda _: progress.advance(task))
     if preview is not None:
         from medxlate.phantom.preview import preview_folder
 

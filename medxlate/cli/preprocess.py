@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from medxlate.cli._console import stdout_console
 from medxlate.cli._errors import add_command
 
 STEPS_HELP = ("bias_correction, register, resample, mask, crop, slices, contours "
@@ -57,6 +59,34 @@ class _Progress:
         self.console.print(f"{'[green]done' if ok else '[red]failed'}[/] {sid}")
 
 
+class _PlainProgress:
+    """Progress for a log file or pipe: one plain line per finished subject (--quiet: none)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet, self.n, self.count = quiet, 0, 0
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def start(self, ids: list[str], skipped: int) -> None:
+        self.n = len(ids)
+        if skipped and not self.quiet:
+            print(f"{skipped} subject(s) already done with this configuration: skipped",
+                  file=sys.stderr, flush=True)
+
+    def step(self, sid: str, text: str) -> None:
+        pass
+
+    def done(self, sid: str, ok: bool) -> None:
+        self.count += 1
+        if not self.quiet:
+            print(f"[{self.count}/{self.n}] {sid}: {'done' if ok else 'failed'}",
+                  file=sys.stderr, flush=True)
+
+
 def _summary_table(result, console) -> None:
     from rich.table import Table
 
@@ -73,12 +103,17 @@ def _summary_table(result, console) -> None:
         tre_text = f"{tre['median']:.2f} / {tre['max']:.2f}" if tre else "-"
         kept = f"{r['n_keep']}/{r['n_slices']}" if "n_slices" in r else "-"
         total = sum(r.get("time_s", {}).values())
-        table.add_row(r["id"], "resumed" if r["id"] in skipped else "done", init, mi, tre_text,
-                      kept, f"{total:.1f}")
+        status = "resumed" if r["id"] in skipped else "done"
+        if reg.get("warnings"):
+            status = f"{status}, flagged"
+        table.add_row(r["id"], status, init, mi, tre_text, kept, f"{total:.1f}")
     if result.records:
         console.print(table)
     for f in result.failed:
         console.print(f"[red]failed[/] {f['error']}", soft_wrap=True)
+    for r in result.records:  # issue 10: a doubtful registration is never reported as just done
+        for text in r.get("registration", {}).get("warnings", ()):
+            print(f"medxlate: warning: {r['id']}: registration check: {text}", file=sys.stderr)
 
 
 def preprocess(
@@ -119,12 +154,16 @@ def preprocess(
     overwrite: Annotated[bool, typer.Option(
         "--overwrite", help="Redo finished subjects, or write into a folder holding another "
         "run.")] = False,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No progress (bars on a terminal, one line per subject "
+        "otherwise).")] = False,
 ) -> None:
     """Register, resample, mask, crop, normalise and slice MR/CT studies into a dataset.
 
     Writes OUT/dataset.json, OUT/subjects/<id>/{mr,ct,mask}.nii.gz (+ ct_to_mr.tfm) and
     OUT/shards/<id>.safetensors (docs/dataset-format.md). Rerunning skips finished subjects.
-    Exit 0 when every subject succeeded, 8 when some failed (each is reported).
+    Exit 0 when every subject succeeded (a doubtful registration is flagged, not failed), 8
+    when some failed (each is reported); when all failed, their own code (the first's).
     """
     from rich.console import Console
 
@@ -147,17 +186,31 @@ def preprocess(
     cfg = build_config(region, config, overrides)
     subjects, paired = discover(mri=mri, ct=ct, mask=mask, subject_id=subject_id, cohort=cohort,
                                 mri_dir=mri_dir, ct_dir=ct_dir)
+    _refuse_input_outputs(subjects, out, [cohort, mri_dir, ct_dir])
     err = Console(stderr=True)
-    err.print(f"preprocess: {len(subjects)} subject(s), region {cfg['region']}, "
-              f"{'paired' if paired else 'unpaired'}, {workers} worker(s) -> {out}")
-    with _Progress(err) as progress:
+    if not quiet:
+        err.print(f"preprocess: {len(subjects)} subject(s), region {cfg['region']}, "
+                  f"{'paired' if paired else 'unpaired'}, {workers} worker(s) -> {out}")
+    display = _Progress(err) if err.is_terminal and not quiet else _PlainProgress(quiet)
+    with display as progress:
         result = run(subjects, paired, cfg, out, workers=workers, overwrite=overwrite,
                      progress=progress)
-    _summary_table(result, Console())
+    _summary_table(result, stdout_console())
     typer.echo(f"wrote {out / 'dataset.json'}: {len(result.records)} subject(s), "
                f"{len(result.failed)} failed, {result.seconds:.1f} s"
                if result.records else f"no subject finished ({len(result.failed)} failed)")
     raise_for_failures(result, len(subjects))
+
+
+def _refuse_input_outputs(subjects, out: Path, others: list) -> None:
+    """Exit 2 when --out is an input, or when a subject's image lies where preprocess writes
+    (OUT/subjects, OUT/shards): inputs are never written."""
+    from medxlate.io.guard import Output, refuse_overlaps
+
+    images = [p for s in subjects for p in (s.mr, s.ct, s.mask, s.truth)]
+    refuse_overlaps(images=images, others=others, outputs=[
+        Output("--out", out), Output("--out", out / "subjects", folder=True),
+        Output("--out", out / "shards", folder=True)])
 
 
 def register(app: typer.Typer) -> None:

@@ -16,29 +16,51 @@ def synthesize(
         help="Registry name (see `medxlate models`).")],
     inputs: Annotated[Path, typer.Option(
         "--in", "-i",
-        help="Image file, DICOM series folder/zip, folder of images or series, or a "
-             ".txt/.csv list of paths.")],
+        help="Image file, DICOM series folder/zip, folder of images or series, a "
+             "SynthRAD/phantom layout (<id>/mr.nii.gz, <id>/mr.mha...) or one <id>/ folder, "
+             "a cohort CSV (id and mr/mri or ct columns), or a .txt/.csv list of paths.")],
     out: Annotated[Path, typer.Option(
         "--out", "-o",
-        help="Output file, or folder ({stem}_sct.nii.gz per input); a folder for a DICOM series.")],
+        help="Output file, or folder: <id>/sct.nii.gz per subject of a layout folder or "
+             "cohort CSV, {stem}_sct.nii.gz per other input; a folder for a DICOM series.")],
     weights: Annotated[Path | None, typer.Option(
         "--weights", "-w",
         help="A model.safetensors (default: the model's shipped weights).")] = None,
     direction: Annotated[str | None, typer.Option(
         "--direction",
-        help="mri2ct or ct2mri (default: the checkpoint's).")] = None,
+        help="mri2ct or ct2mri: aliases of --source mr --target ct and the reverse "
+             "(default: the checkpoint's).")] = None,
+    source: Annotated[str | None, typer.Option(
+        "--source",
+        help="Source modality tag: mr, t1, t1ce, t2, flair, pd or ct (default: the "
+             "checkpoint's).")] = None,
+    target: Annotated[str | None, typer.Option(
+        "--target",
+        help="Target modality tag, e.g. ct or t2, for models that learned several "
+             "(see `medxlate models`).")] = None,
     sampler: Annotated[str | None, typer.Option(
         "--sampler",
         help="Sampler (default: the model's, e.g. one-shot for GANs).")] = None,
-    steps: Annotated[int | None, typer.Option(
+    steps: Annotated[str | None, typer.Option(
         "--steps",
-        help="Sampler steps.")] = None,
+        help="Sampler steps N, or section counts a,b,c for --sampler respaced "
+             "(improved-diffusion respacing, e.g. 100,50).")] = None,
     eta: Annotated[float, typer.Option(
         "--eta",
         help="DDIM eta.")] = 0.0,
-    batch_size: Annotated[int, typer.Option(
+    batch_size: Annotated[str, typer.Option(
         "--batch-size", "-b",
-        help="Slices per model call.")] = 8,
+        help="Slices per model call, or auto: on CUDA the largest batch that fits the free "
+             "memory (one probe; a batch that still runs out of memory is halved), on the "
+             "CPU a fixed 8.")] = "8",
+    precision: Annotated[str, typer.Option(
+        "--precision",
+        help="auto, fp32, bf16 or fp16: auto is bf16 autocast on CUDA (float32 for models "
+             "that need it) and float32 elsewhere.")] = "auto",
+    compile_: Annotated[bool, typer.Option(
+        "--compile",
+        help="torch.compile the networks (slow first batch; falls back to eager with a "
+             "one-line note when it cannot compile).")] = False,
     samples: Annotated[int, typer.Option(
         "--samples",
         help="Average N stochastic samples.")] = 1,
@@ -48,9 +70,10 @@ def synthesize(
     device: Annotated[str, typer.Option(
         "--device",
         help="auto, cpu, cuda, cuda:N or mps (an absent device is an error).")] = "auto",
-    seed: Annotated[int | None, typer.Option(
+    seed: Annotated[str | None, typer.Option(
         "--seed",
-        help="Random seed (recorded in the report; case i uses seed + i).")] = None,
+        help="Random seed: an integer (default 0, so reruns give the same output), or "
+             "'random' for a fresh one; recorded in the report; case i uses seed + i.")] = None,
     out_format: Annotated[str | None, typer.Option(
         "--out-format",
         help="nifti, mha or dicom (default: from --out, else nifti).")] = None,
@@ -59,7 +82,8 @@ def synthesize(
         help="Keep the model output outside the body instead of -1024 HU.")] = False,
     overwrite: Annotated[bool, typer.Option(
         "--overwrite",
-        help="Replace existing outputs.")] = False,
+        help="Replace existing outputs (a DICOM folder only when it holds nothing but a "
+             "series medxlate wrote).")] = False,
     skip_existing: Annotated[bool, typer.Option(
         "--skip-existing",
         help="Skip cases whose outputs exist.")] = False,
@@ -75,30 +99,62 @@ def synthesize(
     series: Annotated[str | None, typer.Option(
         "--series",
         help="SeriesInstanceUID (or index) when a DICOM folder holds several series.")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set",
+        help="KEY=VALUE: an inference option of the model, e.g. image_guidance=1.5 "
+             "(repeatable; see the model card).")] = None,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q",
-        help="No progress bars.")] = False,
+        help="No progress (bars on a terminal, one line per volume otherwise).")] = False,
 ) -> None:
     """Translate volumes with a trained 2D/2.5D model, keeping the input's exact geometry.
 
-    Exit codes: 2 usage, 3 input, 4 output, 5 weights, 8 some cases of a cohort failed.
+    Exit codes: 2 usage, 3 input, 4 output (also: outputs exist, before any work), 5 weights,
+    8 some cases of a cohort failed; when all failed, their own code (the first's if they
+    differ).
     """
+    from medxlate.diffusion._common import parse_steps
+    from medxlate.synth.batch import parse_seed
     from medxlate.synth.run import SynthesizeRequest, run_synthesize
 
+    seed = parse_seed(seed)  # an integer or "random": a usage error before anything loads
+    from medxlate.synth.autobatch import parse_batch_size
+
+    batch_size = parse_batch_size(batch_size)
+
+    steps = parse_steps(steps)
     req = SynthesizeRequest(
         model=model, inputs=inputs, out=out, weights=weights, direction=direction,
+        source=source, target=target,
         sampler=sampler, steps=steps, eta=eta, batch_size=batch_size, samples=samples,
         uncertainty=uncertainty, device=device, seed=seed, out_format=out_format,
         mask=not no_mask, overwrite=overwrite, skip_existing=skip_existing,
         num_parts=num_parts, part_id=part_id, report=report, series=series,
-        progress=not quiet)
-    result = run_synthesize(req, echo=lambda line: typer.echo(line, err=True))
+        progress=not quiet, options=_options(set_), precision=precision, compile=compile_)
+    try:
+        result = run_synthesize(req, echo=lambda line: typer.echo(line, err=True))
+    except (Exception, KeyboardInterrupt) as exc:
+        # Partial success, all cases failed, or Ctrl-C: still list what was written.
+        if getattr(exc, "result", None) is not None:
+            _print_result(exc.result)
+        raise
+    _print_result(result)
+
+
+def _options(items: list[str] | None) -> dict | None:
+    from medxlate.train.config import parse_set
+
+    return parse_set(items) if items else None
+
+
+def _print_result(result) -> None:
     counts = result.report["counts"]
     for case in result.cases:
         if case["status"] == "ok":
             typer.echo(f"{case['input']} -> {case['output']}")
+    not_started = f", {counts['not_started']} not started" if counts["not_started"] else ""
     typer.echo(f"{counts['ok']} written, {counts['skipped']} skipped, "
-               f"{counts['failed']} failed ({result.report['seconds']:.1f} s)")
+               f"{counts['failed']} failed{not_started} ({result.report['seconds']:.1f} s)")
 
 
 def register(app: typer.Typer) -> None:

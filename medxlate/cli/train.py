@@ -36,6 +36,12 @@ def train(
         "--resume", help="Continue from the newest checkpoint in --out.")] = False,
     seed: Annotated[int | None, typer.Option(
         "--seed", help="Seed of every random generator (default 0).")] = None,
+    stage: Annotated[str | None, typer.Option(
+        "--stage", help="Train one stage of a model with stages (e.g. med-dit: embedder, "
+        "dit); all stages in order when omitted (same as --set stage=NAME).")] = None,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No progress (a bar on a terminal, a plain line every 5 % of "
+        "the steps otherwise).")] = False,
 ) -> None:
     """Train a model; writes RUN_DIR/model.safetensors (use with synthesize --weights).
 
@@ -45,12 +51,17 @@ def train(
     Exit codes: 2 bad option (unknown model or config, absent device); 3 dataset missing
     or invalid; 4 run folder not empty without --resume.
     """
+    from medxlate.io.guard import Output, refuse_overlaps
     from medxlate.train import train as run_training
     from medxlate.train.config import parse_set
 
-    result = run_training(model, data, out, config=config, overrides=parse_set(set_ or []),
+    refuse_overlaps(others=[data], outputs=[Output("--out", out)])
+    overrides = parse_set(set_ or [])
+    if stage is not None:
+        overrides["stage"] = stage
+    result = run_training(model, data, out, config=config, overrides=overrides,
                           steps=steps, epochs=epochs, batch_size=batch_size, device=device,
-                          resume=resume, seed=seed)
+                          resume=resume, seed=seed, quiet=quiet)
     import os
 
     if os.environ.get("RANK", "0") == "0":

@@ -28,6 +28,26 @@ def check_steps(steps, name: str) -> int | None:
     return steps
 
 
+def parse_steps(value) -> int | str | None:
+    """``--steps``: a positive int N, or improved-diffusion section counts "a,b,c" (the chain
+    cut in equal sections with a, b, c steps each; :func:`~medxlate.diffusion.respace.
+    space_timesteps`), returned as the normalised string; None stays None.
+
+    Raises:
+        UsageError: anything else, e.g. "0", "1.5" or "ddim50" (use --sampler ddim --steps 50).
+    """
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
+        return check_steps(value, "the sampler")
+    text = str(value).strip()
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() and int(p) > 0 for p in parts):
+        hint = (f" (for DDIM's stride spacing use --sampler ddim --steps {text[4:]})"
+                if text.lower().startswith("ddim") else "")
+        raise UsageError(f"--steps must be a positive integer N or section counts a,b,c "
+                         f"(e.g. 100,50), got {text!r}{hint}")
+    return int(parts[0]) if len(parts) == 1 else ",".join(str(int(p)) for p in parts)
+
+
 def randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
     """Standard normal noise shaped like x, drawn from ``generator`` on x's device."""
     return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)

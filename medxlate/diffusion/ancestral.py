@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from medxlate.diffusion._common import check_eta, check_steps, index, randn_like
+from medxlate.diffusion._common import check_eta, check_steps, index, parse_steps, randn_like
 from medxlate.diffusion.gaussian import GaussianDiffusion
 from medxlate.diffusion.respace import respaced, space_timesteps
 from medxlate.errors import UsageError
@@ -53,8 +53,7 @@ def respaced_ddpm(model, x_T, diffusion: GaussianDiffusion, *, steps=None, cond=
     """Ancestral sampling over a respaced subset: ``steps`` as in ``space_timesteps`` (an
     int N or a section string like "100,50"); None = 250 steps (the whole chain if shorter)."""
     check_eta("respaced", eta)
-    if not isinstance(steps, str):
-        steps = check_steps(steps, "respaced")
+    steps = parse_steps(steps) if isinstance(steps, str) else check_steps(steps, "respaced")
     spec = min(250, diffusion.num_timesteps) if steps is None else steps
     try:
         kept = space_timesteps(diffusion.num_timesteps, spec)

@@ -21,7 +21,8 @@ def discretized_gaussian_nll(x, means, log_scales, bin_width: float = 1 / 255) -
     """-log P(x) per element, in nats, for data on a grid in [-1, 1] (Ho et al. 2020, Eq. 13).
 
     The bin of x is [x - bin_width, x + bin_width] (``bin_width`` is the half-spacing of the
-    grid: 1/255 for 8-bit data as the reference, 1/4095 for 12-bit CT); the lowest and highest
+    grid: 1/255 for 8-bit data as the reference, 1/(high - low) for whole-HU CT windowed to
+    [low, high], 1/4024 for [-1024, 3000]); the lowest and highest
     bins extend to -inf and +inf. Uses the exact normal CDF.
     """
     inv_std = torch.exp(-log_scales)
@@ -39,3 +40,19 @@ def discretized_gaussian_nll(x, means, log_scales, bin_width: float = 1 / 255) -
     log_probs = torch.where(x < -1 + edge, log_cdf_upper,
                             torch.where(x > 1 - edge, log_one_minus_cdf_lower, log_mid))
     return -log_probs
+
+
+def data_bin_half_width(target_is_ct: bool, normalisation: dict | None = None) -> float:
+    """Half-width of a data bin in [-1, 1] units for :func:`discretized_gaussian_nll`.
+
+    CT is stored in whole HU, and the dataset's window [low, high] maps high - low HU onto
+    [-1, 1], so neighbouring HU values lie 2 / (high - low) apart: the bin of x is
+    x +- 1 / (high - low) (1/4024 for [-1024, 3000]), and the bins of all HU values tile the
+    line exactly. MR targets have no intensity grid; they keep the reference's 8-bit 1/255.
+    """
+    if not target_is_ct:
+        return 1.0 / 255.0
+    from medxlate.preprocess.normalise import DEFAULT_NORMALISATION
+
+    window = (normalisation or DEFAULT_NORMALISATION)["ct"]
+    return 1.0 / (float(window["high"]) - float(window["low"]))

@@ -14,7 +14,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Callable, Sequence
 
-from medxlate.diffusion._common import DEFAULT_STEPS
+from medxlate.diffusion._common import DEFAULT_STEPS, parse_steps
 from medxlate.diffusion.adversarial import adversarial, one_shot
 from medxlate.diffusion.ancestral import ddpm, respaced_ddpm
 from medxlate.diffusion.ddim import ddim, ddim_encode
@@ -37,6 +37,7 @@ __all__ = [
     "ddim_encode",
     "get_sampler",
     "parse_sampler_args",
+    "parse_steps",
     "resolve_sampler",
 ]
 
@@ -60,14 +61,19 @@ def resolve_sampler(name: str, steps: int | None = None,
     ``steps`` stays None when not given: each sampler then uses its default
     (``DEFAULT_STEPS``, capped by the chain length, which only the sampler knows).
 
+    ``steps`` is an int N, or section counts "a,b,c" (a string, ``--sampler respaced`` only:
+    improved-diffusion's timestep respacing).
+
     Raises:
-        UsageError: unknown sampler, non-positive steps, steps for a fixed-length sampler
+        UsageError: unknown sampler, steps that are neither N nor "a,b,c" (e.g. "ddim50"),
+            sections for a sampler other than respaced, steps for a fixed-length sampler
             (ddpm, one-shot), a negative eta, or a non-zero eta for a sampler other than ddim.
     """
     fn = get_sampler(name)
-    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int)
-                              or steps < 1):
-        raise UsageError(f"--steps must be a positive integer, got {steps!r}")
+    steps = parse_steps(steps)
+    if isinstance(steps, str) and name != "respaced":
+        raise UsageError(f"--steps {steps} (section respacing) applies to --sampler respaced; "
+                         f"{name} takes a step count N")
     if steps is not None and name in ("ddpm", "one-shot"):
         hint = " (use --sampler respaced for fewer steps)" if name == "ddpm" else ""
         raise UsageError(f"--steps does not apply to the {name} sampler{hint}")
@@ -102,7 +108,7 @@ def parse_sampler_args(args: str | Sequence[str]) -> tuple[Callable, dict]:
     if "--sampler" not in values:
         raise UsageError(f"--sampler is required; known: {', '.join(SAMPLERS)}")
     try:
-        steps = int(values["--steps"]) if "--steps" in values else None
+        steps = parse_steps(values["--steps"]) if "--steps" in values else None
         eta = float(values["--eta"]) if "--eta" in values else None
     except ValueError:
         raise UsageError(f"bad --steps/--eta value in {' '.join(tokens)!r}") from None

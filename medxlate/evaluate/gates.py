@@ -4,6 +4,8 @@ Example:
     >>> gate = parse_gate("ssim < 0.85")
     >>> gate.fails(0.80), gate.fails(0.9), str(gate)
     (True, False, 'ssim<0.85')
+    >>> str(parse_gate("MS-SSIM<0.9"))
+    'ms_ssim<0.9'
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from medxlate.errors import UsageError
 
 OPS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt,
        "==": operator.eq, "!=": operator.ne}
-_PATTERN = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(<=|>=|==|!=|<|>)\s*"
+# Metric names as the report spells them (ms_ssim) or as tables do (MS-SSIM, ms-ssim).
+_PATTERN = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_-]*)\s*(<=|>=|==|!=|<|>)\s*"
                       r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
 
 
@@ -39,7 +42,10 @@ class Gate:
 
 
 def parse_gate(text: str) -> Gate:
-    """Parse ``METRIC OP NUMBER`` (OP one of < <= > >= == !=); UsageError otherwise."""
+    """Parse ``METRIC OP NUMBER`` (OP one of < <= > >= == !=); UsageError otherwise.
+
+    METRIC is case-insensitive and ``-`` reads as ``_``: "MS-SSIM<0.9" is ``ms_ssim<0.9``.
+    """
     match = _PATTERN.match(text)
     if not match:
         raise UsageError(f"--fail-if {text!r}: expected METRIC OP NUMBER, e.g. \"mae>80\" or "

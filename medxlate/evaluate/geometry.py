@@ -41,7 +41,38 @@ def check_same_grid(vol: Volume, ref: Volume, name: str, ref_name: str) -> None:
     if diffs:
         raise InputError(f"{name} ({describe(vol)}) and {ref_name} ({describe(ref)}) differ in "
                          f"{', '.join(diffs)}; pass --resample-to-ref to resample onto the "
-                         "reference grid")
+                         "reference grid (this does not register: the reference must already "
+                         "be aligned with the prediction's source, e.g. ct_on_mr.nii.gz)")
+
+
+MIN_OVERLAP = 0.5  # share of the smaller field of view that must lie inside the other
+
+
+def inside_fraction(vol: Volume, other: Volume, n: int = 16) -> float:
+    """Share of ``vol``'s field of view (an n^3 lattice of voxel centres) inside ``other``'s."""
+    axes = [np.linspace(0, s - 1, min(n, s)) for s in vol.shape]
+    idx = np.stack(np.meshgrid(*axes, indexing="ij"), -1).reshape(-1, 3)
+    world = idx @ vol.affine[:3, :3].T + vol.affine[:3, 3]
+    inv = np.linalg.inv(other.affine)
+    there = world @ inv[:3, :3].T + inv[:3, 3]
+    inside = np.all((there >= -0.5) & (there <= np.asarray(other.shape) - 0.5), axis=1)
+    return float(inside.mean())
+
+
+def check_overlap(vol: Volume, ref: Volume, name: str, ref_name: str) -> None:
+    """InputError when the two fields of view barely overlap in world space.
+
+    The overlap is measured against the smaller field of view (a CT covering more than the
+    MR is normal): less than :data:`MIN_OVERLAP` of either lies inside the other. Resampling
+    a prediction onto such a reference scores mostly fill values: the reference is almost
+    always a CT that was never registered to the prediction's source image.
+    """
+    a, b = inside_fraction(vol, ref), inside_fraction(ref, vol)
+    if max(a, b) < MIN_OVERLAP:
+        raise InputError(f"{name} and {ref_name} barely overlap in world space ({a:.0%} of the "
+                         f"first lies inside the second, {b:.0%} the other way round; need "
+                         f"{MIN_OVERLAP:.0%}): is the reference registered to the prediction's "
+                         "source? Use a registered CT (e.g. ct_on_mr.nii.gz)")
 
 
 def resample_to(vol: Volume, ref: Volume, order: int = 1, fill: float = -1024.0) -> Volume:

@@ -3,8 +3,10 @@
 Matching rules, by subject id:
 
 - a file ``DIR/<id>.nii.gz`` (or .nii, .mha, .mhd, .nrrd): the id is the file's stem;
-- a SynthRAD-style folder ``DIR/<id>/``: the reference is ``ct.*`` (``mr.*`` for synthetic
-  MR), the prediction ``sct.*`` or ``ct.*`` (``smr.*`` or ``mr.*``); a reference folder's
+- a SynthRAD-style folder ``DIR/<id>/``: the reference is the CT registered to the MR grid,
+  ``ct_on_mr.*`` (`medxlate phantom`) or ``ct_registered.*``, else ``ct.*`` (SynthRAD's CT is
+  already on the MR grid); ``mr.*`` for synthetic MR. The prediction is ``sct.*`` or ``ct.*``
+  (``smr.*`` or ``mr.*``), as `medxlate synthesize` names a layout's outputs; a reference folder's
   ``mask.*``, ``labels.*`` and source image (``mr.*``, or ``ct.*`` for synthetic MR) are used
   when the corresponding option is not given;
 - a dataset folder from ``medxlate preprocess`` (it has ``dataset.json``) as the reference:
@@ -81,7 +83,9 @@ def scan_folder(folder: Path, names: tuple[str, ...]) -> dict[str, Path]:
 def _role_names(modality: str) -> dict[str, tuple[str, ...]]:
     if modality == "MR":
         return {"ref": ("mr",), "pred": ("smr", "mr"), "source": ("ct",)}
-    return {"ref": ("ct",), "pred": ("sct", "ct"), "source": ("mr",)}
+    # A registered CT first: a CT on its own grid would need --resample-to-ref and would then
+    # be scored without the registration (evaluate/geometry.py refuses barely overlapping ones).
+    return {"ref": ("ct_on_mr", "ct_registered", "ct"), "pred": ("sct", "ct"), "source": ("mr",)}
 
 
 def _match_optional(option: Path | None, ids: list[str], what: str,

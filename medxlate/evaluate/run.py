@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from medxlate.errors import InputError, MedxlateError
-from medxlate.evaluate.geometry import check_same_grid, resample_to
+from medxlate.evaluate.geometry import check_overlap, check_same_grid, resample_to
 from medxlate.evaluate.metrics import MetricConfig, image_metrics
+from medxlate.evaluate.order import order_label, stored_ornt, to_stored
 from medxlate.evaluate.pairs import Case
 from medxlate.io import Volume, read_volume
 
@@ -60,11 +61,15 @@ class Loaded:
     mask_origin: str
     labels: np.ndarray | None
     source: Volume | None
+    #: stored voxel order of the reference file (None: canonical), see evaluate.order.
+    ref_ornt: np.ndarray | None = None
+    warnings: list[str] | None = None
 
 
 def _on_ref_grid(vol: Volume, ref: Volume, name: str, ref_name: str, settings: Settings,
                  order: int, fill: float) -> Volume:
     if settings.resample_to_ref:
+        check_overlap(vol, ref, name, ref_name)
         return resample_to(vol, ref, order=order, fill=fill)
     check_same_grid(vol, ref, name, ref_name)
     return vol
@@ -76,7 +81,15 @@ def load_case(case: Case, settings: Settings) -> Loaded:
     The source image (display only) is always resampled onto the reference grid.
     """
     fill = -1024.0 if settings.modality == "CT" else 0.0
+    warnings: list[str] = []
     ref = read_volume(case.ref, modality=settings.modality)
+    padding = None
+    if settings.modality == "CT":
+        from medxlate.preprocess.ct_padding import clean_ct
+
+        # Scanner padding outside the reconstruction circle is not tissue: the reference is
+        # clipped to -1024 HU and its padding leaves the mask (preprocess.ct_padding).
+        ref, padding = clean_ct(ref)
     pred = read_volume(case.pred, modality=settings.modality)
     pred = _on_ref_grid(pred, ref, f"prediction {case.pred}", f"reference {case.ref}", settings,
                         1, fill)
@@ -86,13 +99,19 @@ def load_case(case: Case, settings: Settings) -> Loaded:
     if case.mask is not None:
         mvol = _on_ref_grid(read_volume(case.mask), ref, f"mask {case.mask}",
                             f"reference {case.ref}", settings, 0, 0.0)
-        mask = mvol.array > 0.5
+        # SynthRAD binarises with mask > 0; say so when that is not a no-op.
+        mask = mvol.array > 0
         origin = case.mask_origin
+        warnings.extend(mask_warnings(mvol.array, case.id))
     else:
         from medxlate.preprocess.mask import body_mask
 
         mask = body_mask(ref, settings.modality)
         origin = "computed from the reference (preprocess body mask)"
+    if padding is not None and (mask & padding).any():
+        warnings.append(f"{int((mask & padding).sum())} mask voxel(s) of {case.id} are padding "
+                        "in the reference CT (outside the reconstruction circle); not scored")
+        mask = mask & ~padding
     if not mask.any():
         raise InputError(f"mask of {case.id} is empty")
     labels = None
@@ -104,7 +123,20 @@ def load_case(case: Case, settings: Settings) -> Loaded:
     if case.source is not None:
         svol = read_volume(case.source)
         source = resample_to(svol, ref, order=1, fill=float(svol.array.min()))
-    return Loaded(pred, ref, mask, origin, labels, source)
+    return Loaded(pred, ref, mask, origin, labels, source, stored_ornt(case.ref), warnings)
+
+
+def mask_warnings(values: np.ndarray, case_id: str) -> list[str]:
+    """A warning when a mask holds values other than 0 and 1 (all > 0 count as inside)."""
+    other = (values != 0) & (values != 1)
+    n = int(np.count_nonzero(other))
+    if not n:
+        return []
+    odd = np.unique(values[other])
+    shown = ", ".join(f"{v:g}" for v in odd[:5]) + (" ..." if odd.size > 5 else "")
+    return [(f"mask of {case_id} is not binary: {n} voxel(s) hold values other than 0 and 1 "
+             f"({shown}); every voxel > 0 counts as inside, as in the SynthRAD evaluation "
+             "code")]
 
 
 def mr_normalisation(case: Case, ref: np.ndarray, mask: np.ndarray,
@@ -150,8 +182,16 @@ def evaluate_loaded(case: Case, data: Loaded, settings: Settings) -> dict:
     else:
         low, high = settings.hu_range
     record["range"] = [low, high]
-    metrics, details = image_metrics(pred, ref, data.mask, metric_config(settings, low, high),
-                                     data.labels)
+    # The arrays in the reference file's stored voxel order, as SynthRAD scores them.
+    record["array_order"] = order_label(data.ref_ornt)
+    if data.warnings:
+        record["warnings"] = list(data.warnings)
+
+    def stored(a):
+        return None if a is None else to_stored(a, data.ref_ornt)
+
+    metrics, details = image_metrics(stored(pred), stored(ref), stored(data.mask),
+                                     metric_config(settings, low, high), stored(data.labels))
     record["metrics"] = metrics
     record.update(details)
     undefined = [k for k, v in metrics.items() if np.isnan(v)]
@@ -188,7 +228,7 @@ def evaluate_cases(cases: list[Case], settings: Settings, plots_dir: Path | None
         except MedxlateError as exc:
             if len(cases) == 1:
                 raise
-            failures.append({"id": case.id, "error": str(exc)})
+            failures.append({"id": case.id, "error": str(exc), "exit_code": exc.exit_code})
         if progress is not None:
             progress(case.id)
     return records, failures

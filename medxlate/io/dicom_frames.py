@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import numpy as np
+from pydicom.dataelem import RawDataElement
 from pydicom.dataset import Dataset
+from pydicom.tag import Tag
 
 from medxlate.errors import InputError
 from medxlate.io.dicom_files import DicomFile
@@ -40,6 +42,9 @@ class Frame:
     intercept: float
     pixels: Callable[[], np.ndarray]
     label: str
+
+
+PIXEL_DATA = Tag(0x7FE0, 0x0010)
 
 
 def _floats(value, n: int, what: str, label: str) -> np.ndarray:
@@ -70,12 +75,20 @@ def _pixel_array(ds: Dataset, label: str) -> np.ndarray:
     if int(ds.get("SamplesPerPixel", 1) or 1) != 1:
         raise InputError(f"{label}: colour image (SamplesPerPixel {ds.SamplesPerPixel}); "
                          "a greyscale CT/MR image is required")
+    deferred = ds._dict.get(PIXEL_DATA)
     try:
         return ds.pixel_array
     except Exception as exc:  # decoders raise many types; name the transfer syntax
         syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
         name = getattr(syntax, "name", syntax)
         raise InputError(f"{label}: cannot decode pixel data ({name}): {exc}") from exc
+    finally:
+        # Each frame is decoded once and copied into the volume (or streamed out): drop
+        # pydicom's caches (the decoded array, and the pixel bytes of a file read with
+        # deferred pixel data), else a series holds every slice twice more in memory.
+        ds._pixel_array, ds._pixel_id = None, {}
+        if isinstance(deferred, RawDataElement) and deferred.value is None:
+            ds._dict[PIXEL_DATA] = deferred
 
 
 def classic_frame(f: DicomFile) -> Frame:

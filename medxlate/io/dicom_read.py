@@ -43,6 +43,22 @@ def dicom_meta(series: Series) -> dict[str, str]:
     return meta
 
 
+def padding_hu(series: Series) -> list[float] | None:
+    """[low, high] HU of PixelPaddingValue (to PixelPaddingRangeLimit, if given), rescaled
+    with the first file's slope/intercept; None when the header names no padding."""
+    header = series.files[0].header
+    values = [header.get(k) for k in ("PixelPaddingValue", "PixelPaddingRangeLimit")]
+    values = [v for v in values if isinstance(v, (int, float))]
+    if not values:
+        return None
+    slope = header.get("RescaleSlope")
+    intercept = header.get("RescaleIntercept")
+    slope = float(slope) if slope not in (None, "") else 1.0
+    intercept = float(intercept) if intercept not in (None, "") else 0.0
+    hu = sorted(float(v) * slope + intercept for v in values)
+    return [hu[0], hu[-1]]
+
+
 def list_series(path: Path | str, skip_derived: bool = False) -> list[dict]:
     """The series under ``path``, in index order: uid, description, slices, modality."""
     with warnings.catch_warnings():
@@ -77,6 +93,9 @@ def read_dicom(path: Path | str, series: str | int | None = None, skip_derived: 
     header_modality = chosen.modality.upper()
     meta = {"source": str(path), "format": "dicom", "dicom": dicom_meta(chosen),
             "dicom_files": len(chosen.files)}
+    padding = padding_hu(chosen)
+    if padding is not None:
+        meta["padding_hu"] = padding
     vol = Volume(array, affine, header_modality if header_modality in ("CT", "MR") else modality,
                  meta)
     vol = vol.canonical()

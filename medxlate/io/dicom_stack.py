@@ -84,13 +84,9 @@ def _check_no_tilt(positions: np.ndarray, normal: np.ndarray, where: str) -> Non
                          "first (e.g. dcm2niix)")
 
 
-def stack_frames(frames: list[Frame], where: str) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted, rescaled float32 array (columns, rows, slices) and its RAS affine.
-
-    Array axis 0 follows the row direction cosines (column index), axis 1 the column
-    direction cosines (row index), axis 2 the slice normal, increasing along it.
-    RescaleSlope/Intercept are applied per slice in float32.
-    """
+def sorted_stack(frames: list[Frame], where: str) -> tuple[list[Frame], np.ndarray]:
+    """The frames sorted along the slice normal, and the RAS affine of the (columns, rows,
+    slices) array they form; InputError for an irregular stack (see the module docstring)."""
     _check_same_plane(frames, where)
     iop = frames[0].iop
     normal = slice_normal(iop)
@@ -107,6 +103,36 @@ def stack_frames(frames: list[Frame], where: str) -> tuple[np.ndarray, np.ndarra
     lps[:3, 1] = iop[3:] * row_spacing
     lps[:3, 2] = normal * step
     lps[:3, 3] = positions[0]
+    return frames, LPS_TO_RAS @ lps
+
+
+def integral_rescale(frames: list[Frame]) -> bool:
+    """True when every frame's RescaleSlope and RescaleIntercept are whole numbers, so that
+    integer stored values give integer outputs (CT in HU, usually)."""
+    return all(float(f.slope).is_integer() and float(f.intercept).is_integer() for f in frames)
+
+
+def frame_values(frame: Frame, where: str, shape=None, integer: bool = False) -> np.ndarray:
+    """One frame's rescaled values, (rows, columns): int32 when ``integer`` (exact), else
+    float32 (slope and intercept applied in float32)."""
+    stored = np.asarray(frame.pixels())
+    if shape is not None and stored.shape != tuple(shape):
+        raise InputError(f"{where}: {frame.label} is {stored.shape}, others {tuple(shape)}")
+    if integer and stored.dtype.kind in "iu":
+        return stored.astype(np.int32) * int(frame.slope) + int(frame.intercept)
+    out = np.multiply(stored, np.float32(frame.slope), dtype=np.float32)
+    out += np.float32(frame.intercept)
+    return out
+
+
+def stack_frames(frames: list[Frame], where: str) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted, rescaled float32 array (columns, rows, slices) and its RAS affine.
+
+    Array axis 0 follows the row direction cosines (column index), axis 1 the column
+    direction cosines (row index), axis 2 the slice normal, increasing along it.
+    RescaleSlope/Intercept are applied per slice in float32.
+    """
+    frames, affine = sorted_stack(frames, where)
     stack = None  # filled slice by slice in storage order, transposed once at the end
     for k, frame in enumerate(frames):
         stored = np.asarray(frame.pixels())
@@ -118,4 +144,4 @@ def stack_frames(frames: list[Frame], where: str) -> tuple[np.ndarray, np.ndarra
         np.multiply(stored, np.float32(frame.slope), out=stack[k], casting="unsafe")
         stack[k] += np.float32(frame.intercept)
     array = stack.transpose(2, 1, 0)
-    return array, LPS_TO_RAS @ lps
+    return array, affine

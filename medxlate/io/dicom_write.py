@@ -10,6 +10,7 @@ non-integer values rounded to the nearest integer.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import nibabel as nib
@@ -23,6 +24,7 @@ from medxlate.errors import InputError, OutputError, UsageError
 from medxlate.io.atomic import atomic_path
 from medxlate.io.volume import Volume
 
+_SLICE_NAME = re.compile(r"^IM\d{5}\.dcm$")  # the file names write_dicom_series gives
 CT_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 MR_STORAGE = "1.2.840.10008.5.1.4.1.1.4"
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -114,7 +116,9 @@ def write_dicom_series(vol: Volume, folder: Path | str, overwrite: bool = False,
     Args:
         vol: the image; CT in HU. Values outside int16 are clipped, others rounded.
         folder: output folder (must not exist unless ``overwrite``).
-        overwrite: replace an existing folder.
+        overwrite: replace a series medxlate wrote in ``folder`` before (recognised by its
+            file names and headers, see :func:`foreign_entries`); a folder holding anything
+            else is refused.
         reference: a Volume read from DICOM (its ``meta["dicom"]``): patient, study and
             FrameOfReferenceUID are copied and ReferencedSeriesSequence points to it. None
             writes a standalone series with new patient/study UIDs, labelled as such.
@@ -126,7 +130,8 @@ def write_dicom_series(vol: Volume, folder: Path | str, overwrite: bool = False,
     Raises:
         UsageError: ``reference`` was not read from DICOM.
         InputError: the volume holds NaN/Inf voxels.
-        OutputError: the folder exists (without ``overwrite``) or cannot be written.
+        OutputError: the folder exists (without ``overwrite``), holds files medxlate did
+            not write, or cannot be written.
     """
     folder = Path(folder)
     if reference is not None and not reference.meta.get("dicom"):
@@ -143,7 +148,7 @@ def write_dicom_series(vol: Volume, folder: Path | str, overwrite: bool = False,
     series_uid = generate_uid()
     base = _base_dataset(out, reference, description, series_uid)
     names = []
-    with atomic_path(folder, overwrite) as tmp:
+    with atomic_path(folder, overwrite, folder_check=check_own_series) as tmp:
         try:
             tmp.mkdir()
         except OSError as exc:
@@ -170,6 +175,54 @@ def write_dicom_series(vol: Volume, folder: Path | str, overwrite: bool = False,
             ds.save_as(tmp / name, enforce_file_format=True)
             names.append(name)
     return [folder / n for n in names]
+
+
+def _writer(path: Path) -> tuple[str, str] | None:
+    """(SeriesInstanceUID, "Manufacturer|SoftwareVersions") of a DICOM file; None when it
+    is not DICOM."""
+    import pydicom
+
+    try:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, specific_tags=[
+            "SeriesInstanceUID", "Manufacturer", "SoftwareVersions"])
+    except Exception:  # noqa: BLE001 - anything unreadable is simply not ours
+        return None
+    return str(ds.get("SeriesInstanceUID", "")), \
+        f"{ds.get('Manufacturer', '')}|{ds.get('SoftwareVersions', '')}"
+
+
+def foreign_entries(folder: Path) -> list[str]:
+    """What in ``folder`` is not part of one DICOM series medxlate wrote there.
+
+    Ours: regular files named ``IMnnnnn.dcm`` whose headers say medxlate wrote them
+    (Manufacturer ``medxlate``, SoftwareVersions ``medxlate <version>``), all of one
+    SeriesInstanceUID. Anything else (other files, sub-folders, links, a scanner's slices,
+    slices of a second series) is listed.
+    """
+    foreign, series = [], set()
+    for entry in sorted(Path(folder).iterdir(), key=lambda p: p.name):
+        plain = entry.is_file() and not entry.is_symlink()
+        found = _writer(entry) if plain and _SLICE_NAME.match(entry.name) else None
+        if found is None or not found[1].startswith("medxlate|medxlate"):
+            foreign.append(entry.name + ("/" if entry.is_dir() else ""))
+        else:
+            series.add(found[0])
+    if len(series) > 1:
+        foreign.append(f"slices of {len(series)} different series")
+    return foreign
+
+
+def check_own_series(folder: Path) -> None:
+    """OutputError unless ``folder`` holds nothing but a DICOM series medxlate wrote.
+
+    ``--overwrite`` replaces such a series; it never deletes anything else.
+    """
+    foreign = foreign_entries(folder)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3
+                                          else "")
+        raise OutputError(f"{folder} holds {shown}, which medxlate did not write; not "
+                          "replacing it (move those away or choose another output folder)")
 
 
 def _ds(value: float) -> str:

@@ -80,3 +80,15 @@ class Family(Protocol):
 
         Nets may arrive in train mode (the engine validates with its EMA copies in eval
         mode); a family that has dropout should run its nets in eval mode here."""
+
+    # Optional hooks (the engine looks them up with getattr):
+    #
+    # pretrained(config) -> (config_updates, {net name: state_dict}): called once when a
+    #     new run starts (not on --resume), before build(); reads the pretrained parts the
+    #     config points at (e.g. ``vae=PATH``), returns what build() needs to know about them
+    #     (merged into the run's config, hence into config.json and every checkpoint) and
+    #     their weights, which the engine loads into the built nets (strict).
+    #
+    # stages(config) -> [(name, steps or None), ...]: named training stages in order (see
+    #     medxlate/train/stages.py); ``ctx.stage`` tells training_step the current one and
+    #     ``config["stage"]`` (``--stage``) restricts a run to one of them.

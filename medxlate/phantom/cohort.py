@@ -36,6 +36,44 @@ from medxlate.phantom.subject import PhantomConfig, Subject, make_subject, subje
 
 FORMATS = ("nifti", "dicom")
 COHORT_COLUMNS = ("id", "mr", "ct", "mask", "truth")
+# Everything write_subject may put in a subject folder: images as NIfTI files or (with
+# --format dicom) DICOM series folders, derived NIfTI images, truth.json.
+IMAGE_NAMES = ("mr", "mr_t1", "mr_t2", "ct")
+OWN_FILES = frozenset({*(f"{n}.nii.gz" for n in IMAGE_NAMES), "ct_on_mr.nii.gz",
+                       "mask.nii.gz", "labels.nii.gz", "labels_ct.nii.gz", "truth.json"})
+
+
+def foreign_in_subject(folder: Path) -> list[str]:
+    """Entries of an existing subject folder that ``medxlate phantom`` did not write.
+
+    Ours: plain files named as in :data:`OWN_FILES`, and folders ``mr``, ``ct``, ``mr_t1``,
+    ``mr_t2`` holding nothing but a DICOM series medxlate wrote. Anything else is listed
+    (sub-folder entries as ``mr/NAME``).
+    """
+    foreign = []
+    for entry in sorted(Path(folder).iterdir(), key=lambda p: p.name):
+        if entry.is_symlink():
+            foreign.append(entry.name)
+        elif entry.is_file() and entry.name in OWN_FILES:
+            continue
+        elif entry.is_dir() and entry.name in IMAGE_NAMES:
+            from medxlate.io.dicom_write import foreign_entries
+
+            foreign += [f"{entry.name}/{name}" for name in foreign_entries(entry)]
+        else:
+            foreign.append(entry.name + ("/" if entry.is_dir() else ""))
+    return foreign
+
+
+def check_own_subject(folder: Path) -> None:
+    """folder_check for ``--overwrite``: replace a subject folder only when everything in it
+    is a file phantom writes; OutputError (exit 4) naming the others otherwise."""
+    foreign = foreign_in_subject(folder)
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3
+                                          else "")
+        raise OutputError(f"{folder} holds {shown}, which medxlate phantom did not write; not "
+                          "replacing it (move those away or choose another --out)")
 
 
 def _alias(src: Path, dst: Path) -> None:
@@ -86,7 +124,7 @@ def write_subject(subject: Subject, folder: Path | str, fmt: str = "nifti",
     """Write one subject folder atomically; return its file names (relative to the folder)."""
     folder = Path(folder)
     files: dict[str, str] = {}
-    with atomic_path(folder, overwrite) as tmp:
+    with atomic_path(folder, overwrite, folder_check=check_own_subject) as tmp:
         tmp.mkdir()
         contrasts = list(subject.mr)
         names = {"t1w": "T1w", "t2w": "T2w"}
@@ -132,6 +170,8 @@ def plan_outputs(out: Path, n: int, region: str, overwrite: bool) -> list[Path]:
     if existing and not overwrite:
         more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
         raise OutputError(f"{existing[0]} exists{more}; pass --overwrite to replace")
+    for path in paths[:-1]:  # before any work: never delete what phantom did not write
+        check_writable(path, True, folder_check=check_own_subject)
     check_writable(out / "cohort.csv", True)
     return paths
 

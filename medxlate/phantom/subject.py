@@ -43,7 +43,9 @@ class PhantomConfig:
     Attributes:
         region: "brain" or "pelvis".
         size: MR grid shape (X, Y, Z); None: the region's field of view / spacing.
-        spacing: MR voxel size in mm; None: drawn per subject from the region's ranges.
+        spacing: MR voxel size in mm; None: the region's field of view / size when size is
+            given (the whole head or pelvis on a coarser or finer grid), else drawn per
+            subject from the region's ranges.
         contrasts: MR contrasts to render, a subset of ("t1w", "t2w"); the first is mr.nii.gz.
         misalign_deg: largest rotation of the MR relative to the CT (degrees).
         misalign_mm: largest translation of the MR relative to the CT (mm).
@@ -92,6 +94,16 @@ def check_config(config: PhantomConfig) -> None:
     unknown = set(config.contrasts) - set(CONTRASTS)
     if not config.contrasts or unknown:
         raise UsageError(f"contrasts must be a non-empty subset of {CONTRASTS}")
+
+
+def size_spacing(fov_mm, size) -> np.ndarray:
+    """MR voxel size that fits ``size`` voxels across the field of view ``fov_mm`` (mm).
+
+    Example:
+        >>> size_spacing((230.0, 230.0, 180.0), (64, 64, 32)).tolist()
+        [3.594, 3.594, 5.625]
+    """
+    return np.array([round(float(f) / int(n), 3) for f, n in zip(fov_mm, size)])
 
 
 def subject_id(region: str, index: int) -> str:
@@ -147,6 +159,10 @@ def make_subject(config: PhantomConfig, seed: int, index: int) -> Subject:
     # Geometry: MR grid, misalignment, CT grid.
     mr_spacing = (np.asarray(config.spacing, float) if config.spacing is not None
                   else spec.sample_mr_spacing(r_geom))
+    if config.size is not None and config.spacing is None:
+        # --size alone coarsens (or refines) the grid over the region's field of view; the
+        # drawn spacing above still consumes its draw so the rest of the geometry is unchanged.
+        mr_spacing = size_spacing(spec.fov_mm, config.size)
     mr_size = (tuple(int(n) for n in config.size) if config.size is not None
                else tuple(round(float(f / s)) for f, s in zip(spec.fov_mm, mr_spacing)))
     _check_size(mr_size)

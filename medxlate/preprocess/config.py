@@ -25,11 +25,13 @@ from medxlate.preprocess.normalise import DEFAULT_NORMALISATION, modality_spec
 #: The steps in the fixed order they run (``read`` always runs; the others can be switched off
 #: with ``steps.<name>.enabled=false``, except ``normalise``, which shards need).
 STEP_ORDER = ("read", "bias_correction", "register", "resample", "mask", "crop", "normalise",
-              "slices", "contours")
+              "slices", "contours", "volumes")
 
 DEFAULTS: dict[str, Any] = {
     "region": "brain",
     "split": {"seed": 0, "fractions": [0.8, 0.1, 0.1]},
+    # Registration checks (medxlate.preprocess.qc): warn and flag, never change the outputs.
+    "qc": {"max_tre_mm": 5.0},
     "normalisation": copy.deepcopy(DEFAULT_NORMALISATION),
     "steps": {
         "read": {"min_spacing_mm": 0.05, "max_spacing_mm": 20.0, "min_size": 4},
@@ -69,6 +71,8 @@ DEFAULTS: dict[str, Any] = {
         "normalise": {},
         "slices": {"enabled": True, "axis": 2, "size": [256, 256], "min_body_fraction": 0.02},
         "contours": {"enabled": True, "sigma": 1.5, "low_threshold": 0.1, "high_threshold": 0.2},
+        # Fixed-size 3D training volumes (3D models), cut around the body's bounding box.
+        "volumes": {"enabled": False, "size": [64, 64, 64]},
     },
 }
 
@@ -86,7 +90,7 @@ REGION_DEFAULTS: dict[str, dict[str, Any]] = {
 }
 
 #: Keys that change how a run is carried out but not what it produces (left out of hashes).
-_NOT_HASHED = ("split",)
+_NOT_HASHED = ("split", "qc")
 
 
 def merge(base: dict, update: dict, path: str = "") -> dict:
@@ -173,6 +177,9 @@ def validate(cfg: dict) -> dict:
         raise UsageError("steps.slices.axis must be 0, 1 or 2")
     if len(sl["size"]) != 2 or min(int(s) for s in sl["size"]) < 8:
         raise UsageError("steps.slices.size must be two integers >= 8")
+    vs = steps["volumes"]["size"]
+    if len(vs) != 3 or min(int(s) for s in vs) < 8:
+        raise UsageError("steps.volumes.size must be three integers >= 8")
     from medxlate.preprocess.mask import MASK_DEFAULTS
 
     for modality in ("CT", "MR"):

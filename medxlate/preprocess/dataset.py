@@ -24,7 +24,8 @@ from medxlate.errors import InputError
 from medxlate.io.atomic import atomic_path
 
 FORMAT = "medxlate-dataset/1"
-SHARD_DTYPES = {"mr": np.float16, "ct": np.float16, "mask": np.uint8, "mr_edges": np.uint8,
+SHARD_DTYPES = {"mr": np.float16, "ct": np.float16, "t1": np.float16, "t1ce": np.float16,
+                "t2": np.float16, "flair": np.float16, "pd": np.float16, "mask": np.uint8, "mr_edges": np.uint8,
                 "ct_edges": np.uint8, "keep": np.uint8, "index": np.int32}
 _ST_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "U8": np.uint8,
               "I8": np.int8, "I16": np.int16, "I32": np.int32, "I64": np.int64, "BOOL": np.bool_}
@@ -50,6 +51,11 @@ def write_shard(path: Path, tensors: dict[str, np.ndarray], metadata: dict[str, 
     with atomic_path(path, overwrite) as tmp:
         save_file(arrays, str(tmp), metadata=meta)
         os.chmod(tmp, 0o644)  # readable by the training jobs of other users, like the NIfTIs
+
+
+def volume_path(root: Path, subject_id: str) -> Path:
+    """``volumes/<id>.safetensors``: the subject's fixed-size 3D training volumes."""
+    return Path(root) / "volumes" / f"{subject_id}.safetensors"
 
 
 def read_shard(path: Path) -> tuple[dict[str, np.ndarray], dict[str, object]]:
@@ -125,6 +131,16 @@ class Dataset:
 
     def shard_metadata(self, subject_id: str) -> dict[str, object]:
         return read_shard(shard_path(self.root, subject_id))[1]
+
+    def volumes(self, subject_id: str) -> dict[str, np.ndarray]:
+        """The subject's fixed-size 3D volumes (memory-mapped): ``mr`` and each extra contrast
+        by tag (``t1``, ``t2``...), ``ct``, ``mask``; see docs/dataset-format.md."""
+        self.subject(subject_id)
+        path = volume_path(self.root, subject_id)
+        if not path.is_file():
+            raise InputError(f"{self.root}: no 3D volumes for {subject_id} (preprocess with "
+                             "--set steps.volumes.enabled=true)")
+        return read_shard(path)[0]
 
     def volume_path(self, subject_id: str, name: str) -> Path:
         """Path of ``subjects/<id>/<name>.nii.gz`` (name: mr, ct or mask)."""

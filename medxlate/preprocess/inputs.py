@@ -2,10 +2,11 @@
 
 Cohort folder (SynthRAD layout, as ``medxlate phantom`` writes)::
 
-    ROOT/<id>/mr.nii.gz   ct.nii.gz   [mask.nii.gz]   [truth.json]
+    ROOT/<id>/mr.nii.gz   ct.nii.gz   [mask.nii.gz]   [truth.json]   [mr_t2.nii.gz ...]
 
 (``.nii``, ``.mha``, ``.nrrd`` or a DICOM folder named ``mr``/``ct`` work too). Cohort CSV:
-columns ``id``, ``mri`` (or ``mr``), ``ct``, optional ``mask``, ``split`` and ``truth``;
+columns ``id``, ``mri`` (or ``mr``), ``ct``, optional ``mask``, ``split``, ``truth`` and
+extra MR contrasts ``mr_t1``, ``mr_t2``, ``mr_t1ce``, ``mr_flair``, ``mr_pd``;
 relative paths are relative to the CSV's folder. A row that lacks a modality becomes a
 subject that fails with that reason (the others still run).
 """
@@ -70,6 +71,24 @@ def find_named(folder: Path, kind: str) -> Path | None:
     return None
 
 
+def find_contrasts(folder: Path) -> dict[str, Path]:
+    """Extra MR contrasts ``folder/mr_<tag><suffix>`` (tags of
+    :data:`medxlate.preprocess.contrasts.CONTRAST_TAGS`), by tag."""
+    from medxlate.preprocess.contrasts import CONTRAST_TAGS
+
+    out = {}
+    for tag in CONTRAST_TAGS:
+        for suffix in IMAGE_SUFFIXES[:6]:
+            candidate = folder / f"mr_{tag}{suffix}"
+            if candidate.is_file():
+                out[tag] = candidate
+                break
+        else:
+            if (folder / f"mr_{tag}").is_dir():
+                out[tag] = folder / f"mr_{tag}"
+    return out
+
+
 def pair(mri: Path, ct: Path, mask: Path | None = None, subject_id: str | None = None,
          truth: Path | None = None) -> list[SubjectInput]:
     """One MR/CT pair (``--mri/--ct``); the id defaults to the MR's folder or file name."""
@@ -93,6 +112,9 @@ def cohort_folder(root: Path) -> list[SubjectInput]:
         if not any(found.values()):
             continue  # not a subject folder (figures, logs...)
         s = SubjectInput(_safe_id(folder.name), found["mr"], found["ct"], found["mask"])
+        contrasts = find_contrasts(folder)
+        if contrasts:
+            s.extra["contrasts"] = contrasts
         truth = folder / "truth.json"
         s.truth = truth if truth.is_file() else None
         missing = [k.upper() for k in ("mr", "ct") if found[k] is None]
@@ -143,6 +165,16 @@ def cohort_csv(path: Path) -> list[SubjectInput]:
                 problems.append(f"{label} {p} does not exist")
                 continue
             setattr(s, kind, p)
+        from medxlate.preprocess.contrasts import CONTRAST_TAGS
+
+        for tag in CONTRAST_TAGS:
+            value = row.get(f"mr_{tag}", "")
+            if value:
+                p = Path(value) if Path(value).is_absolute() else base / value
+                if p.exists():
+                    s.extra.setdefault("contrasts", {})[tag] = p
+                else:
+                    problems.append(f"MR {tag} {p} does not exist")
         split = row.get("split", "")
         if split:
             if split not in SPLITS:

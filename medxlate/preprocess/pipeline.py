@@ -21,6 +21,7 @@ from medxlate.io.volume import Volume
 from medxlate.preprocess.config import STEP_ORDER
 from medxlate.preprocess.contours import contour_maps
 from medxlate.preprocess.crop import crop, crop_box, crop_record
+from medxlate.preprocess.ct_padding import clean_ct
 from medxlate.preprocess.dataset import FORMAT, write_shard
 from medxlate.preprocess.inputs import SubjectInput
 from medxlate.preprocess.mask import body_mask
@@ -30,9 +31,6 @@ from medxlate.preprocess.resample import field_of_view, resample, target_grid
 from medxlate.preprocess.slices import body_fraction, to_slices
 
 CT_BACKGROUND = -1024.0
-#: CT values below this are scanner padding (outside the reconstruction circle, e.g. -2048 or
-#: -3024 HU), not air (-1000 HU): they count as outside the CT's field of view.
-CT_PADDING_BELOW = -1500.0
 
 
 def enabled(cfg: dict, step: str) -> bool:
@@ -150,6 +148,64 @@ def _slices_and_contours(arrays: dict, mask: np.ndarray, spec: dict, norm: dict,
     return tensors, offset
 
 
+def _read_contrasts(s: SubjectInput, cfg: dict, record: dict) -> tuple[dict, list[str]]:
+    """Extra MR contrasts by tag, and the tags that are the reference MR's own file."""
+    from medxlate.preprocess.contrasts import same_file
+
+    cvols, aliases = {}, []
+    for tag, path in sorted(s.extra.get("contrasts", {}).items()):
+        if s.mr is not None and same_file(path, s.mr):
+            aliases.append(tag)
+            continue
+        cvols[tag] = read_input(path, "MR", f"{s.id} MR {tag} ({path.name})", cfg["steps"]["read"])
+        record["inputs"][f"mr_{tag}"] = {"path": str(path),
+                                         "sha256": s.extra.get("sha256", {}).get(f"mr_{tag}")}
+    if cvols and "mr" not in s.modalities:
+        raise InputError(f"{s.id}: extra MR contrasts need the reference MR (mr)")
+    return cvols, aliases
+
+
+def _register_contrasts(vols, cvols, cfg, record, work: Path, clock: _Clock) -> dict:
+    """Rigid transform of every extra contrast onto the reference MR (None: not registered)."""
+    from medxlate.preprocess.contrasts import register_contrast
+
+    if not enabled(cfg, "register"):
+        return {}
+    params = cfg["steps"]["register"]
+    ref_mask = body_mask(vols["mr"], "MR", **cfg["steps"]["mask"]["mr"])
+    out, reports = {}, {}
+    for tag, vol in cvols.items():
+        tx, reports[tag] = register_contrast(vols["mr"], vol, params, ref_mask,
+                                             int(params.get("seed", 0)),
+                                             lambda m, t=tag: clock.say(f"register {t}: {m}"))
+        sitk.WriteTransform(tx, str(work / "subject" / f"mr_{tag}_to_mr.tfm"))
+        out[tag] = tx
+    record["contrast_registration"] = reports
+    return out
+
+
+def _write_volumes(arrays: dict, mask: np.ndarray, spec: dict, record: dict, cfg: dict,
+                   work: Path) -> None:
+    """The fixed-size 3D training volumes around the body, and the box they came from."""
+    from medxlate.preprocess.volumes import box_start, cut
+
+    size = [int(n) for n in cfg["steps"]["volumes"]["size"]]
+    start = box_start(mask, size)
+    params = {"mr": record.get("mr_norm", {}), **record.get("contrast_norm", {})}
+
+    def background(k: str) -> float:     # the normalised value of "no signal" (0)
+        if k == "ct":
+            return -1.0
+        return float(normalise_mr(np.zeros(1), spec, params[k], np.zeros(1, bool))[0])
+
+    tensors = {k: cut(v, start, size, background(k)) for k, v in arrays.items()}
+    tensors["mask"] = cut(mask.astype(np.uint8), start, size, 0)
+    # The box on the subject's (cropped) grid: voxel start (negative = padding) and size.
+    record["volume"] = {"start": start, "size": size}
+    write_shard(work / "volume.safetensors", tensors,
+                {"format": FORMAT, "subject": record["id"], "start": start, "size": size})
+
+
 def _ran(name: str, cfg: dict, paired: bool, vols: dict) -> bool:
     if name in ("read", "normalise"):
         return True
@@ -175,6 +231,13 @@ def process_subject(s: SubjectInput, cfg: dict, paired: bool, work: Path,
                     "config_hash": s.extra.get("config_hash")}
     clock.step("read")
     vols, provided, record["inputs"] = _read(s, cfg)
+    cvols, aliases = _read_contrasts(s, cfg, record)
+    ct_padding = None
+    if "ct" in vols:
+        # Scanner padding (outside the reconstruction circle) is outside the CT's field of
+        # view, and the CT is clipped to the window floor (medxlate.preprocess.ct_padding).
+        vols["ct"], ct_padding = clean_ct(vols["ct"], float(cfg["normalisation"]["ct"]["low"]))
+        record["inputs"]["ct"]["padding_voxels"] = int(ct_padding.sum())
     ref = vols["mr"] if "mr" in vols else vols["ct"]
     if "mr" in vols and enabled(cfg, "bias_correction"):
         from medxlate.preprocess.bias import n4_correct
@@ -187,6 +250,10 @@ def process_subject(s: SubjectInput, cfg: dict, paired: bool, work: Path,
     if paired and enabled(cfg, "register"):
         clock.step("register")
         transform = _register(vols, cfg, record, s, work, clock)
+    ctx = {}
+    if cvols:
+        clock.step("register")
+        ctx = _register_contrasts(vols, cvols, cfg, record, work, clock)
     clock.step("resample")
     spacing = cfg["steps"]["resample"]["spacing_mm"] if enabled(cfg, "resample") else None
     affine, shape = target_grid(ref, spacing)
@@ -195,9 +262,10 @@ def process_subject(s: SubjectInput, cfg: dict, paired: bool, work: Path,
         tx = transform if kind == "ct" and ref is not vol else None
         default = CT_BACKGROUND if kind == "ct" else 0.0
         vols_t[kind] = resample(vol, affine, shape, tx, "linear", default)
-        fovs[kind] = field_of_view(vol, affine, shape, tx)
-        if kind == "ct":
-            fovs[kind] &= vols_t[kind].array > CT_PADDING_BELOW
+        fovs[kind] = field_of_view(vol, affine, shape, tx,
+                                   invalid=ct_padding if kind == "ct" else None)
+    cvols_t = {tag: resample(v, affine, shape, ctx.get(tag), "linear", 0.0)
+               for tag, v in cvols.items()}
     provided_t = None
     if provided is not None:
         provided_t = resample(provided, affine, shape, None, "nearest", 0.0).array > 0.5
@@ -206,21 +274,31 @@ def process_subject(s: SubjectInput, cfg: dict, paired: bool, work: Path,
     if enabled(cfg, "mask"):
         for kind, vol in vols_t.items():
             vol.array[~mask] = CT_BACKGROUND if kind == "ct" else 0.0
+        for vol in cvols_t.values():
+            vol.array[~mask] = 0.0
     mask_vol = Volume(mask.astype(np.float32), affine, "unknown")
     if transform is not None and s.truth is not None:
         record["registration"]["tre_mm"] = tre_mm(transform, read_truth_matrix(s.truth),
                                                   body_points(mask, affine))
         record["registration"]["truth"] = str(s.truth)
+    if "registration" in record:
+        from medxlate.preprocess.qc import registration_warnings
+
+        record["registration"]["warnings"] = registration_warnings(
+            record["registration"], float(cfg["qc"]["max_tre_mm"]))
     if enabled(cfg, "crop"):
         clock.step("crop")
         start, stop = crop_box(mask, mask_vol.spacing, float(cfg["steps"]["crop"]["margin_mm"]))
         record["crop"] = crop_record(mask_vol, start, stop)
         vols_t = {k: crop(v, start, stop) for k, v in vols_t.items()}
+        cvols_t = {k: crop(v, start, stop) for k, v in cvols_t.items()}
         mask_vol = crop(mask_vol, start, stop)
         mask = mask_vol.array > 0.5
     clock.step("write")
     for kind, vol in vols_t.items():
         write_nifti(vol, work / "subject" / f"{kind}.nii.gz")
+    for tag, vol in cvols_t.items():
+        write_nifti(vol, work / "subject" / f"mr_{tag}.nii.gz")
     write_nifti(mask_vol, work / "subject" / "mask.nii.gz", dtype=np.uint8)
     record.update({"shape": list(mask_vol.shape),
                    "spacing_mm": [round(x, 6) for x in mask_vol.spacing],
@@ -233,6 +311,15 @@ def process_subject(s: SubjectInput, cfg: dict, paired: bool, work: Path,
     if "mr" in vols_t:
         record["mr_norm"] = mr_params(vols_t["mr"].array, spec, mask)
         arrays["mr"] = normalise_mr(vols_t["mr"].array, spec, record["mr_norm"], mask)
+    if cvols_t or aliases:
+        record["contrasts"] = sorted([*cvols_t, *aliases])
+        record["contrast_norm"] = {}
+    for tag, vol in cvols_t.items():
+        record["contrast_norm"][tag] = mr_params(vol.array, spec, mask)
+        arrays[tag] = normalise_mr(vol.array, spec, record["contrast_norm"][tag], mask)
+    for tag in aliases:                  # the reference MR itself, under its contrast tag
+        record["contrast_norm"][tag] = record["mr_norm"]
+        arrays[tag] = arrays["mr"]
     if enabled(cfg, "slices"):
         clock.step("slices")
         tensors, offset = _slices_and_contours(arrays, mask, spec, record.get("mr_norm", {}),
@@ -242,6 +329,9 @@ def process_subject(s: SubjectInput, cfg: dict, paired: bool, work: Path,
                     {"format": FORMAT, "subject": s.id, "slice_axis": axis, "offset": offset})
         record.update({"n_slices": len(tensors["index"]), "n_keep": int(tensors["keep"].sum()),
                        "offset": offset})
+    if enabled(cfg, "volumes"):
+        clock.step("volumes")
+        _write_volumes(arrays, mask, spec, record, cfg, work)
     clock.step(None)
     record["steps_run"] = [name for name in STEP_ORDER if _ran(name, cfg, paired, vols)]
     record["time_s"] = clock.times

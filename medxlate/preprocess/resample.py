@@ -63,7 +63,17 @@ def resample(vol: Volume, affine: np.ndarray, shape, transform: sitk.Transform |
 
 
 def field_of_view(vol: Volume, affine: np.ndarray, shape,
-                  transform: sitk.Transform | None = None) -> np.ndarray:
-    """Boolean mask of grid voxels whose centre falls inside ``vol``'s field of view."""
+                  transform: sitk.Transform | None = None,
+                  invalid: np.ndarray | None = None) -> np.ndarray:
+    """Boolean mask of grid voxels whose centre falls inside ``vol``'s field of view.
+
+    ``invalid`` (on ``vol``'s grid, e.g. CT padding outside the reconstruction circle) marks
+    voxels that are not data: a grid voxel whose linear interpolation touches any of them is
+    outside the field of view too.
+    """
     ones = vol.with_array(np.ones(vol.shape, np.float32))
-    return resample(ones, affine, shape, transform, "nearest", 0.0).array > 0.5
+    inside = resample(ones, affine, shape, transform, "nearest", 0.0).array > 0.5
+    if invalid is not None and invalid.any():
+        valid = vol.with_array((~invalid).astype(np.float32))
+        inside &= resample(valid, affine, shape, transform, "linear", 1.0).array >= 1.0 - 1e-4
+    return inside

@@ -24,7 +24,7 @@ from medxlate import __version__
 from medxlate.errors import InputError, MedxlateError, OutputError, PartialFailure
 from medxlate.io.atomic import atomic_path
 from medxlate.preprocess.config import STEP_ORDER, config_hash, output_config
-from medxlate.preprocess.dataset import FORMAT, shard_path
+from medxlate.preprocess.dataset import FORMAT, shard_path, volume_path
 from medxlate.preprocess.inputs import SubjectInput
 from medxlate.preprocess.pipeline import enabled, process_subject
 from medxlate.preprocess.read import sha256_of
@@ -82,6 +82,8 @@ def _finished(out: Path, s: SubjectInput, cfg: dict) -> dict | None:
         return None
     if enabled(cfg, "slices") and not shard_path(out, s.id).is_file():
         return None
+    if enabled(cfg, "volumes") and not volume_path(out, s.id).is_file():
+        return None
     return record
 
 
@@ -94,6 +96,12 @@ def commit(work: Path, out: Path, subject_id: str) -> None:
         os.replace(shard, shard_path(out, subject_id))
     else:
         shard_path(out, subject_id).unlink(missing_ok=True)
+    volume = work / "volume.safetensors"
+    if volume.is_file():
+        volume_path(out, subject_id).parent.mkdir(exist_ok=True)
+        os.replace(volume, volume_path(out, subject_id))
+    else:
+        volume_path(out, subject_id).unlink(missing_ok=True)
     if final.exists():
         shutil.rmtree(final)
     os.replace(work / "subject", final)
@@ -121,6 +129,8 @@ def hash_inputs(subjects: list[SubjectInput], cfg: dict) -> None:
         try:
             hashes = {k: sha256_of(getattr(s, k)) for k in ("mr", "ct", "mask", "truth")
                       if getattr(s, k) is not None}
+            for tag, path in s.extra.get("contrasts", {}).items():
+                hashes[f"mr_{tag}"] = sha256_of(path)
         except OSError as exc:
             s.problem = f"cannot read an input ({exc})"
             continue
@@ -163,6 +173,8 @@ def write_manifest(out: Path, cfg: dict, paired: bool, subjects: list[SubjectInp
         "steps": [{"name": name, "enabled": name in ("read", "normalise") or enabled(cfg, name),
                    "params": {k: v for k, v in steps[name].items() if k != "enabled"}}
                   for name in STEP_ORDER],
+        "volume_size": [int(x) for x in steps["volumes"]["size"]]
+        if enabled(cfg, "volumes") else None,
         "normalisation": cfg["normalisation"],
         "split": cfg["split"],
         "subjects": [{**r, "split": splits.get(r["id"], "train")} for r in records],
@@ -238,16 +250,17 @@ def run(subjects: list[SubjectInput], paired: bool, cfg: dict, out: Path, worker
 
 
 def raise_for_failures(result: RunResult, n_subjects: int) -> None:
-    """Exit-code policy: 0 all fine; every subject failed for one kind of reason -> that
-    error (e.g. InputError, exit 3); otherwise some failed -> PartialFailure (exit 8)."""
+    """Exit-code policy: 0 all fine; some failed -> PartialFailure (exit 8); every subject
+    failed -> the subjects' own code (3 input, 4 output, 1 internal), the first failure's when
+    they differ (exit 8 means partial success only)."""
     if not result.failed:
         return
     if not result.records:
-        codes = {f["exit_code"] for f in result.failed}
-        first = result.failed[0]["error"]
+        first = result.failed[0]
         more = f" (all {len(result.failed)} subjects failed)" if len(result.failed) > 1 else ""
-        error = {3: InputError, 4: OutputError}.get(codes.pop(), PartialFailure) \
-            if len(codes) == 1 else PartialFailure
-        raise error(first + more)
+        error = {3: InputError, 4: OutputError}.get(first["exit_code"], MedxlateError)(
+            first["error"] + more)
+        error.exit_code = first["exit_code"]
+        raise error
     raise PartialFailure(f"{len(result.failed)} of {n_subjects} subjects failed: "
                          + ", ".join(f["id"] for f in result.failed))

@@ -42,6 +42,25 @@ class LoadedModel:
             return tuple(d for d in extra(self.config) if d in self.spec.directions)
         return (self.config.get("direction", "mri2ct"),)
 
+    def translations(self) -> tuple[tuple[str, str], ...]:
+        """(source, target) tags this checkpoint learned, its training one first: the
+        family's ``translations(config)`` when it has one, else its config's
+        ``source``/``target``, else the legacy directions."""
+        from medxlate.models.registry import DIRECTION_PAIRS
+
+        extra = getattr(self.family, "translations", None)
+        if extra is not None:
+            return tuple(tuple(p) for p in extra(self.config))
+        cfg = self.config
+        first = ((cfg["source"], cfg["target"]) if cfg.get("source") and cfg.get("target")
+                 else None)
+        legacy = [DIRECTION_PAIRS[d] for d in self.directions()]
+        if first is None:
+            return tuple(legacy)
+        # A family serving several directions (CycleGAN) keeps the others after its own.
+        others = [p for p in legacy if (p[0] == "ct") != (first[0] == "ct")]
+        return (first, *others) if hasattr(self.family, "directions") else (first,)
+
     def stochastic(self, config: dict[str, Any]) -> bool:
         """Whether repeated translations of the same input differ (noise-driven sampling)."""
         check = getattr(self.family, "stochastic", None)
@@ -66,7 +85,7 @@ def load_model(name: str, weights: Path | str | None = None, device=None) -> Loa
     """Build model ``name`` from a checkpoint (sha256-verified when shipped).
 
     Raises:
-        UsageError: unknown model, or a 3D model (synthesize handles 2D/2.5D ones).
+        UsageError: unknown model.
         WeightsError: missing/corrupt weights, a checkpoint of another model, or tensors that
             do not fit the networks its config describes.
     """
@@ -75,8 +94,9 @@ def load_model(name: str, weights: Path | str | None = None, device=None) -> Loa
     from medxlate.models.registry import get_spec
 
     spec = get_spec(name)
-    if spec.spatial_dims == "3d":
-        raise UsageError(f"model {name} is 3D; synthesize runs 2D and 2.5D models")
+    if spec.is_autoencoder:
+        raise UsageError(f"model {name} is an autoencoder (a part of latent models such as dit "
+                         "and med-dit); it does not synthesize")
     path, expected = resolve_weights(spec, weights)
     tensors, meta = load_checkpoint(path, sha256=expected)
     if meta.model != spec.name:

@@ -1,14 +1,16 @@
 """`medxlate synthesize` as a library call: a cohort of cases, one model load, a report.
 
 Every case runs in isolation: its failure is recorded and the others go on; the run then
-raises :class:`~medxlate.errors.PartialFailure` (exit 8). A single input re-raises its own
-error (its own exit code). Outputs are written atomically with the input's exact geometry.
+raises :class:`~medxlate.errors.PartialFailure` (exit 8) when some case succeeded, or the
+cases' own error when all failed (see :mod:`medxlate.synth.batch`). A single input re-raises
+its own error. The raised error (and a KeyboardInterrupt) carries ``.result`` with every
+case's status, and the --report is written first. Outputs are written atomically with the
+input's exact geometry.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import platform
 import sys
 import time
@@ -17,9 +19,21 @@ from pathlib import Path
 from typing import Any
 
 from medxlate import __version__
-from medxlate.errors import InputError, MedxlateError, PartialFailure, UsageError
+from medxlate.errors import InputError, MedxlateError, UsageError
 from medxlate.io.atomic import atomic_path, check_writable
-from medxlate.synth.inputs import Case, collect_inputs, output_format, plan_cases, shard
+from medxlate.synth.batch import (
+    NOT_STARTED,
+    Progress,
+    check_existing,
+    exit_code_of,
+    find_inputs,
+    parse_seed,
+    plan,
+    raise_for_failures,
+    resolve_seed,
+)
+from medxlate.synth.inputs import Case, output_format, shard
+from medxlate.synth.outputs import check_case_outputs, refuse_option_clashes
 
 
 @dataclass
@@ -31,10 +45,12 @@ class SynthesizeRequest:
     out: Path
     weights: Path | None = None
     direction: str | None = None
+    source: str | None = None
+    target: str | None = None
     sampler: str | None = None
-    steps: int | None = None
+    steps: int | str | None = None  # N, or "a,b,c" sections (respaced)
     eta: float = 0.0
-    batch_size: int = 8
+    batch_size: int | str = 8  # or "auto" (see medxlate.synth.autobatch)
     samples: int = 1
     uncertainty: Path | None = None
     device: str = "auto"
@@ -48,6 +64,10 @@ class SynthesizeRequest:
     report: Path | None = None
     series: str | None = None
     progress: bool = True
+    options: dict[str, Any] | None = None  # --set: the family's inference options
+    precision: str = "auto"  # auto, fp32, bf16, fp16 (see medxlate.synth.precision)
+    compile: bool = False  # torch.compile the networks (eager fallback)
+    overlap_io: bool = True  # cohorts: read ahead and write behind on threads (prefetch.py)
 
 
 @dataclass
@@ -64,8 +84,12 @@ class RunResult:
 
 def check_request(req: SynthesizeRequest) -> None:
     """UsageError for contradictory options (before anything is loaded)."""
-    if req.batch_size < 1:
-        raise UsageError(f"--batch-size must be >= 1, got {req.batch_size}")
+    from medxlate.synth.autobatch import parse_batch_size
+    from medxlate.synth.precision import PRECISIONS
+
+    parse_batch_size(req.batch_size)
+    if (req.precision or "auto").lower() not in PRECISIONS:
+        raise UsageError(f"--precision {req.precision!r}: choose from {', '.join(PRECISIONS)}")
     if req.samples < 1:
         raise UsageError(f"--samples must be >= 1, got {req.samples}")
     if req.uncertainty is not None and req.samples < 2:
@@ -73,7 +97,8 @@ def check_request(req: SynthesizeRequest) -> None:
     if req.skip_existing and req.overwrite:
         raise UsageError("--skip-existing and --overwrite contradict each other")
     if req.direction is not None and req.direction not in ("mri2ct", "ct2mri"):
-        raise UsageError(f"--direction {req.direction!r}: choose mri2ct or ct2mri")
+        raise UsageError(f"--direction {req.direction!r}: choose mri2ct or ct2mri "
+                         "(or --source/--target)")
 
 
 def resolve_sampler(req: SynthesizeRequest, model) -> str:
@@ -88,12 +113,56 @@ def resolve_sampler(req: SynthesizeRequest, model) -> str:
     return sampler
 
 
-def resolve_direction(req: SynthesizeRequest, model) -> str:
-    direction = req.direction or model.config.get("direction", "mri2ct")
-    if direction not in model.directions():
+def apply_inference_options(model, options: dict[str, Any] | None) -> None:
+    """Override the checkpoint config's inference options (``--set KEY=VALUE``), e.g. the
+    guidance scales of a diffusion model; only the keys its family lists in
+    ``inference_options`` may change, with their default's type."""
+    if not options:
+        return
+    from medxlate.train.overrides import check_overrides
+
+    allowed = tuple(getattr(model.family, "inference_options", ()))
+    unknown = sorted(set(options) - set(allowed))
+    if unknown:
+        offered = f"choose from {', '.join(allowed)}" if allowed else "it has none"
+        raise UsageError(f"--set {unknown[0]}: not an inference option of "
+                         f"{model.spec.name} ({offered})")
+    check_overrides({k: model.config.get(k) for k in allowed}, options)
+    model.meta.config = {**model.meta.config, **options}
+
+
+def resolve_translation(req: SynthesizeRequest, model) -> tuple[str, str]:
+    """(source, target) modality tags for this run: --source/--target or --direction,
+    else the checkpoint's own; checked against what the checkpoint learned."""
+    from medxlate.models.registry import translation_label
+
+    learned = model.translations()
+    pair = model.spec.resolve_translation(req.source, req.target, req.direction,
+                                          default=learned[0])
+    if not any(_serves(p, pair) for p in learned):
         raise UsageError(f"these {model.spec.name} weights translate "
-                         f"{', '.join(model.directions())} only, not {direction}")
-    return direction
+                         f"{', '.join(translation_label(p) for p in learned)} only, "
+                         f"not {translation_label(pair)}")
+    if pair[0] == "none":
+        raise UsageError(f"{translation_label(pair)} is unconditional generation: use "
+                         "`medxlate generate`")
+    return pair
+
+
+def _serves(learned: tuple[str, str], asked: tuple[str, str]) -> bool:
+    from medxlate.models.registry import is_mr
+
+    def fits(a: str, b: str) -> bool:
+        return a == b or (b == "mr" and is_mr(a)) or (a == "mr" and is_mr(b))
+    return fits(asked[0], learned[0]) and fits(asked[1], learned[1])
+
+
+def resolve_direction(req: SynthesizeRequest, model) -> str:
+    """The legacy direction name of the run's translation (MR<->CT only)."""
+    from medxlate.models.registry import direction_of
+
+    pair = resolve_translation(req, model)
+    return direction_of(*pair) or f"{pair[0]}2{pair[1]}"
 
 
 def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
@@ -105,53 +174,126 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
     from medxlate.synth.volume import SynthOptions
 
     check_request(req)
+    refuse_option_clashes(Path(req.inputs), Path(req.out), req.uncertainty, req.report,
+                          req.weights)
     started = time.time()
-    inputs, cohort = collect_inputs(req.inputs)
+    found = find_inputs(req.inputs)
+    cohort = found.cohort
     fmt = output_format(Path(req.out), req.out_format, cohort)
-    all_cases = plan_cases(inputs, cohort, Path(req.out), fmt, req.uncertainty)
-    cases = shard(all_cases, req.num_parts, req.part_id)
     device = resolve_device(req.device)
     model = load_model(req.model, req.weights, device)
+    apply_inference_options(model, req.options)
+    source, target = resolve_translation(req, model)
     direction = resolve_direction(req, model)
     sampler = resolve_sampler(req, model)
     if req.samples > 1 and not model.stochastic({**model.config, "test_dropout": True}):
         raise UsageError(f"{model.spec.name} is deterministic: --samples > 1 would repeat "
                          "the same output")
-    opts = SynthOptions(direction, sampler, req.steps, req.eta, req.samples, req.batch_size,
-                        req.mask)
-    base_seed = req.seed if req.seed is not None else int.from_bytes(os.urandom(4), "little")
+    planned = plan(found, Path(req.out), fmt, req.uncertainty, source, target)
+    check_case_outputs(planned, Path(req.inputs), fmt, req.report, req.overwrite)
+    cases = shard(planned, req.num_parts, req.part_id)
+    check_existing(cases, req.overwrite, req.skip_existing)
+    from medxlate.synth.speed import prepare
+
+    speed = prepare(model, req.precision, req.compile, req.batch_size,
+                    {**model.config, "direction": direction, "source": source,
+                     "target": target}, sampler, req.steps, echo)
+    opts = SynthOptions(direction, sampler, req.steps, req.eta, req.samples, speed.batch_size,
+                        req.mask, source, target)
+    base_seed, seed_source = resolve_seed(parse_seed(req.seed))
     result = RunResult()
-    bars = _progress(req.progress)
-    for case in bars.cases(cases):
+    bars = Progress(req.progress, len(cases))
+    ahead = writer = None
+    if cohort and req.overlap_io and len(cases) > 1:
+        from medxlate.synth.prefetch import Prefetcher, Writer
+
+        ahead = Prefetcher(cases, lambda c: (None if (req.skip_existing and _done(c))
+                                             or c.problem else _prefetch(c, req, model, opts,
+                                                                         fmt)))
+        writer = Writer()
+    pending: dict[int, tuple[dict[str, Any], float]] = {}
+
+    def written(done) -> None:
+        """Finish the records of cases the writer thread has written (or failed to)."""
+        for key, error in done:
+            rec, t_start = pending.pop(key)
+            if error is not None:
+                rec.update(status="failed", error=f"{type(error).__name__}: {error}",
+                           exit_code=exit_code_of(error))
+                if echo and not bars.plain:
+                    echo(f"{rec['input'] or rec['id']}: failed: {error}")
+            rec["seconds"] = round(time.time() - t_start, 3)
+            bars.case_done(rec)
+
+    def finish() -> None:
+        bars.close()
+        result.report = _report(req, model, sampler, direction, base_seed, result, started)
+        result.report["seed_source"] = seed_source
+        result.report["translation"] = {"source": source, "target": target}
+        result.report["speed"] = speed.report()
+        result.report["sampler"]["batch_size"] = speed.batch_size
+        if req.report is not None:
+            with atomic_path(req.report, overwrite=True) as tmp:
+                tmp.write_text(json.dumps(result.report, indent=2) + "\n")
+
+    for n, case in enumerate(cases):
         seed = base_seed + case.index
-        record = {"input": str(case.source), "output": str(case.output),
+        record = {"id": case.subject or case.stem, "input": str(case.source or ""),
+                  "output": str(case.output),
                   "uncertainty": str(case.uncertainty) if case.uncertainty else None,
                   "seed": seed, "status": "ok"}
         t0 = time.time()
         try:
+            vol = ahead.take() if ahead is not None else None
             if req.skip_existing and _done(case):
                 record["status"] = "skipped"
+            elif case.problem:
+                raise InputError(case.problem)
             else:
                 torch.manual_seed(seed)
                 generator = torch.Generator(device=device).manual_seed(seed)
-                record.update(_one_case(case, req, model, opts, fmt, generator, bars))
+                info, write = _one_case(case, req, model, opts, fmt, generator, bars, vol,
+                                        speed.precision)
+                record.update(info)
+                if writer is not None:  # the writer thread finishes the record
+                    pending[n] = (record, t0)
+                    result.cases.append(record)
+                    writer.submit(n, write)
+                    written(writer.poll())
+                    continue
+                write()
+        except KeyboardInterrupt as exc:  # Ctrl-C: report what was done and what was not
+            if writer is not None:  # finished volumes are still written
+                ahead.close()
+                written(writer.finish())
+            record.update(status="failed", error="interrupted", exit_code=130)
+            result.cases.append(record)
+            result.cases.extend({"id": c.subject or c.stem, "input": str(c.source or ""),
+                                 "output": str(c.output), "status": NOT_STARTED}
+                                for c in cases[n + 1:])
+            finish()
+            exc.result = result
+            raise
         except (MedxlateError, Exception) as exc:  # one bad case never stops the cohort
             if not cohort:
                 raise
             record["status"] = "failed"
             record["error"] = f"{type(exc).__name__}: {exc}"
-            if echo:
-                echo(f"{case.source}: failed: {exc}")
+            record["exit_code"] = exit_code_of(exc)
+            if echo and not bars.plain:  # plain progress lines already say why
+                echo(f"{case.source or case.subject}: failed: {exc}")
         record["seconds"] = round(time.time() - t0, 3)
         result.cases.append(record)
-    bars.close()
-    result.report = _report(req, model, sampler, direction, base_seed, result, started)
-    if req.report is not None:
-        with atomic_path(req.report, overwrite=True) as tmp:
-            tmp.write_text(json.dumps(result.report, indent=2) + "\n")
-    if result.failed:
-        raise PartialFailure(f"{len(result.failed)} of {len(result.cases)} case(s) failed: "
-                             + "; ".join(f"{c['input']} ({c['error']})" for c in result.failed))
+        bars.case_done(record)
+    if writer is not None:
+        ahead.close()
+        written(writer.finish())
+    finish()
+    try:
+        raise_for_failures(result.cases)
+    except MedxlateError as exc:
+        exc.result = result  # the CLI still lists what was written
+        raise
     return result
 
 
@@ -159,20 +301,53 @@ def _done(case: Case) -> bool:
     return case.output.exists() and (case.uncertainty is None or case.uncertainty.exists())
 
 
-def _one_case(case: Case, req: SynthesizeRequest, model, opts, fmt: str, generator,
-              bars) -> dict[str, Any]:
-    from medxlate.io.readers import read_volume, write_volume
-    from medxlate.synth.grid import file_affine, restore_orientation
-    from medxlate.synth.volume import MODALITY, synthesize_volume
+def _read_case(case: Case, req: SynthesizeRequest, opts, fmt: str):
+    """Check the case's outputs may be written, then read its input (a reader thread may
+    run this ahead of the model)."""
+    from medxlate.io.dicom_write import check_own_series
+    from medxlate.io.readers import read_volume
+    from medxlate.synth.volume import translation_modalities
 
-    check_writable(case.output, req.overwrite)
+    check_writable(case.output, req.overwrite,
+                   folder_check=check_own_series if fmt == "dicom" else None)
     if case.uncertainty is not None:
         check_writable(case.uncertainty, req.overwrite)
-    src_mod = MODALITY[opts.direction][0]
+    src_mod = translation_modalities(opts)[0]
     vol = read_volume(case.source, modality=src_mod, series=req.series)
     if vol.modality not in ("unknown", src_mod):
-        raise InputError(f"{case.source} is {vol.modality}, but --direction {opts.direction} "
-                         f"translates {src_mod}")
+        raise InputError(f"{case.source} is {vol.modality}, but the translation "
+                         f"{opts.source}->{opts.target} reads {src_mod}")
+    return vol
+
+
+def _prefetch(case: Case, req: SynthesizeRequest, model, opts, fmt: str):
+    """The reader thread's work: read the input and, for 2D/2.5D models, prepare it (mask,
+    resampling, normalisation, slice plan) so the model thread only runs the model."""
+    from medxlate.synth.volume import prepare_volume
+
+    vol = _read_case(case, req, opts, fmt)
+    if getattr(model.spec, "spatial_dims", "2d") == "3d":
+        return vol
+    return vol, prepare_volume(vol, model, opts)
+
+
+def _one_case(case: Case, req: SynthesizeRequest, model, opts, fmt: str, generator,
+              bars, vol=None, precision=None) -> tuple[dict[str, Any], Any]:
+    """Translate one case; returns (record fields, the job that writes its outputs).
+
+    ``vol`` is the input as read, or ``(input, prepared)`` from :func:`_prefetch`; the
+    write job then also resamples the result back onto the input grid (finish_volume)."""
+    import contextlib
+
+    from medxlate.io.readers import write_volume
+    from medxlate.synth.grid import file_affine, restore_orientation
+    from medxlate.synth.volume import finish_volume, run_model, synthesize_volume, volume_info
+
+    prepared = None
+    if isinstance(vol, tuple):
+        vol, prepared = vol
+    if vol is None:
+        vol = _read_case(case, req, opts, fmt)
     bar = bars.slices(case.stem)
 
     def progress(n: int, total: int) -> None:
@@ -180,25 +355,35 @@ def _one_case(case: Case, req: SynthesizeRequest, model, opts, fmt: str, generat
         bar.update(n)
 
     try:
-        sct, std, info = synthesize_volume(vol, model, opts, generator, progress=progress)
+        with precision.context() if precision is not None else contextlib.nullcontext():
+            if prepared is None:
+                done = synthesize_volume(vol, model, opts, generator, progress=progress)
+            else:
+                output = run_model(prepared, model, opts, generator, progress=progress)
     finally:
         bar.close()
-    if fmt == "dicom":
-        reference = vol if vol.meta.get("format") == "dicom" else None
-        write_volume(sct, case.output, overwrite=req.overwrite, reference=reference,
-                     description=f"medxlate synthetic {sct.modality} ({model.spec.name})")
-    else:
-        affine = file_affine(case.source)
-        write_volume(restore_orientation(sct, affine), case.output, overwrite=req.overwrite)
-    if std is not None and case.uncertainty is not None:
-        write_volume(restore_orientation(std, file_affine(case.source)), case.uncertainty,
-                     overwrite=req.overwrite)
-    return {"shape": list(vol.shape), "spacing_mm": list(vol.spacing), **info}
+    info = done[2] if prepared is None else volume_info(prepared)
+
+    def write() -> None:
+        sct, std, _ = done if prepared is None else finish_volume(prepared, output)
+        if fmt == "dicom":
+            reference = vol if vol.meta.get("format") == "dicom" else None
+            write_volume(sct, case.output, overwrite=req.overwrite, reference=reference,
+                         description=f"medxlate synthetic {sct.modality} ({model.spec.name})")
+        else:
+            affine = file_affine(case.source)
+            write_volume(restore_orientation(sct, affine), case.output,
+                         overwrite=req.overwrite)
+        if std is not None and case.uncertainty is not None:
+            write_volume(restore_orientation(std, file_affine(case.source)), case.uncertainty,
+                         overwrite=req.overwrite)
+
+    return {"shape": list(vol.shape), "spacing_mm": list(vol.spacing), **info}, write
 
 
 def _report(req, model, sampler, direction, seed, result, started) -> dict[str, Any]:
-    counts = {s: sum(c["status"] == s for c in result.cases) for s in ("ok", "skipped",
-                                                                       "failed")}
+    counts = {s.replace(" ", "_"): sum(c["status"] == s for c in result.cases)
+              for s in ("ok", "skipped", "failed", NOT_STARTED)}
     return {
         "medxlate": __version__, "python": sys.version.split()[0],
         "platform": platform.platform(), "started": time.strftime(
@@ -215,28 +400,3 @@ def _report(req, model, sampler, direction, seed, result, started) -> dict[str, 
         "counts": counts, "cases": result.cases,
     }
 
-
-class _progress:
-    """tqdm bars over cases and over the slices of the current case (stderr)."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self._outer = None
-
-    def cases(self, cases):
-        if not self.enabled:
-            return cases
-        from tqdm.auto import tqdm
-
-        self._outer = tqdm(cases, desc="volumes", unit="vol", file=sys.stderr)
-        return self._outer
-
-    def slices(self, name: str):
-        from tqdm.auto import tqdm
-
-        return tqdm(desc=f"  {name}", unit="slice", leave=False, file=sys.stderr,
-                    disable=not self.enabled)
-
-    def close(self) -> None:
-        if self._outer is not None:
-            self._outer.close()

@@ -24,7 +24,7 @@ from medxlate.preprocess.normalise import (
     normalise_mr,
 )
 from medxlate.synth.grid import onto_grid, to_spacing
-from medxlate.synth.slicer import SlicePlan, body_box
+from medxlate.synth.slicer import SlicePlan, body_box, whole_slice_size
 
 CT_BACKGROUND_HU = -1024.0
 # A synthetic MR has no subject-specific scale: percentile-normalised models write it as
@@ -33,6 +33,15 @@ CT_BACKGROUND_HU = -1024.0
 MR_DEFAULT_SCALE = {"percentile": {"low": 0.0, "high": 1000.0},
                     "zscore": {"mean": 0.0, "std": 1.0}}
 MODALITY = {"mri2ct": ("MR", "CT"), "ct2mri": ("CT", "MR")}
+
+
+def translation_modalities(opts: SynthOptions) -> tuple[str, str]:
+    """("MR"|"CT", "MR"|"CT"): the intensity conventions of the source and target."""
+    from medxlate.models.registry import image_modality
+
+    if opts.source is not None and opts.target is not None:
+        return image_modality(opts.source), image_modality(opts.target)
+    return MODALITY[opts.direction]
 
 
 @dataclass
@@ -46,6 +55,28 @@ class SynthOptions:
     samples: int = 1
     batch_size: int = 8
     mask: bool = True
+    source: str | None = None  # modality tags ("t1", "ct"...); None: from direction
+    target: str | None = None
+
+
+def whole_slices(model) -> bool:
+    """Whether ``model`` translates whole slices: fully convolutional (see synth.slicer) and
+    trained on whole slices.
+
+    A network with instance/group normalisation or self-attention computes statistics over
+    its whole input, so one trained on crops smaller than the dataset's slices (the
+    ``slice_size`` of its config) behaves differently on a larger input: the shipped syndiff
+    demo (64x64 crops of 128x128 slices) scored 145.5 HU MAE on whole slices against 126.4 HU
+    on blended 64x64 tiles (benchmarks/results_table.py, seed-7 phantoms). Such models are run
+    at their training size, on blended tiles.
+    """
+    spec = getattr(model, "spec", None)
+    if not (getattr(spec, "extra", None) and spec.extra.get("fully_convolutional")):
+        return False
+    trained = (getattr(model, "config", None) or {}).get("slice_size")
+    data = getattr(getattr(model, "meta", None), "data", None) or {}
+    whole = data.get("slice_size")
+    return trained is None or whole is None or list(trained) == list(whole)
 
 
 def network_background(spec: dict) -> float:
@@ -68,14 +99,54 @@ def synthesize_volume(vol: Volume, model, opts: SynthOptions, generator=None,
     The synthetic volume (and the per-voxel standard deviation over ``opts.samples``
     samples, in output units, when ``samples > 1``) lies on exactly ``vol``'s grid.
     ``progress(n, total)`` is called after each batch with the number of slices (tiles) it
-    held and the total for the volume.
+    held and the total for the volume. The three stages (:func:`prepare_volume`,
+    :func:`run_model`, :func:`finish_volume`) may run on different threads (cohorts:
+    medxlate.synth.prefetch); this is their composition.
     """
-    import torch
+    if getattr(getattr(model, "spec", None), "spatial_dims", "2d") == "3d":
+        from medxlate.synth.volume3d import synthesize_volume3d
 
-    src_mod, tgt_mod = MODALITY[opts.direction]
+        return synthesize_volume3d(vol, model, opts, generator, progress)
+    prepared = prepare_volume(vol, model, opts)
+    return finish_volume(prepared, run_model(prepared, model, opts, generator, progress))
+
+
+@dataclass
+class Prepared:
+    """A 2D/2.5D model's input volume, ready for :func:`run_model` (no torch involved)."""
+
+    vol: Volume
+    mask: np.ndarray          # body mask on vol's grid
+    work: Volume              # vol at the checkpoint's training spacing
+    slices_x: np.ndarray      # normalised, slice axis first
+    axis: int
+    plan: SlicePlan
+    background: float         # network-space value of the source background
+    config: dict[str, Any]
+    tgt_mod: str
+    t_params: dict[str, float]
+    fill: float               # output value outside the body / where no tile reached
+    masked: bool              # opts.mask: the background is set outside the body
+
+
+@dataclass
+class ModelOutput:
+    """Blended model outputs on the working grid (slice axis first)."""
+
+    total: np.ndarray
+    weights: np.ndarray
+    total_std: np.ndarray | None
+    std_weights: np.ndarray
+
+
+def prepare_volume(vol: Volume, model, opts: SynthOptions) -> Prepared:
+    """Mask, resample to the training spacing, normalise and plan the slices/tiles."""
+    src_mod, tgt_mod = translation_modalities(opts)
     norm = model.meta.normalisation
     data = model.meta.data or {}
     config = {**model.config, "direction": opts.direction}
+    if opts.source is not None:
+        config.update(source=opts.source, target=opts.target)
     if opts.samples > 1 and "test_dropout" in config:
         config["test_dropout"] = True  # pix2pix: the paper's test-time dropout is its noise
     mask = body_mask(vol, modality=src_mod)
@@ -100,47 +171,74 @@ def synthesize_volume(vol: Volume, model, opts: SynthOptions, generator=None,
         box, keep = body_box(np.moveaxis(work_mask, axis, 0))
     else:
         box, keep = None, None
+    if whole_slices(model):
+        # One tile per slice: the whole region, so a fully convolutional net sees no tile edge.
+        extent = ([hi - lo for lo, hi in box] if box is not None else slices_x.shape[1:])
+        size = whole_slice_size(extent, size)
     plan = SlicePlan(slices_x.shape, size, int(config.get("context", 0)), box, keep)
+    t_params = target_params(model, tgt_mod)
+    fill = CT_BACKGROUND_HU if tgt_mod == "CT" else float(
+        denormalise(np.float32(network_background(modality_spec(norm, "MR"))), "MR", norm,
+                    t_params))
+    return Prepared(vol, mask, work, slices_x, axis, plan, background, config, tgt_mod,
+                    t_params, fill, opts.mask)
 
+
+def run_model(prep: Prepared, model, opts: SynthOptions, generator=None,
+              progress: Callable[[int, int], Any] | None = None) -> ModelOutput:
+    """Batched ``family.translate`` over the planned tiles, blended on the working grid."""
+    import torch
+
+    plan, slices_x, norm = prep.plan, prep.slices_x, model.meta.normalisation
     total = np.zeros(slices_x.shape, np.float32)
     total_std = np.zeros(slices_x.shape, np.float32) if opts.samples > 1 else None
     weights = np.zeros(slices_x.shape, np.float32)
     std_weights = np.zeros(slices_x.shape, np.float32)
-    t_params = target_params(model, tgt_mod)
     device = model.device
     for start in range(0, len(plan.tiles), opts.batch_size):
         tiles = plan.tiles[start:start + opts.batch_size]
-        src = torch.from_numpy(plan.batch(slices_x, tiles, background)).to(device)
+        src = torch.from_numpy(plan.batch(slices_x, tiles, prep.background)).to(device)
         draws = []
         for _ in range(opts.samples):
-            out = model.family.translate(model.nets, src, config=config, sampler=opts.sampler,
-                                         steps=opts.steps, eta=opts.eta, generator=generator)
+            out = model.family.translate(model.nets, src, config=prep.config,
+                                         sampler=opts.sampler, steps=opts.steps, eta=opts.eta,
+                                         generator=generator)
             out = out[:, 0].float().cpu().numpy()
-            draws.append(denormalise(out, tgt_mod, norm, t_params))
+            draws.append(denormalise(out, prep.tgt_mod, norm, prep.t_params))
         draws = np.stack(draws)
         plan.accumulate(total, weights, tiles, draws.mean(axis=0))
         if total_std is not None:
             plan.accumulate(total_std, std_weights, tiles, draws.std(axis=0))
         if progress is not None:
             progress(len(tiles), len(plan.tiles))
+    return ModelOutput(total, weights, total_std, std_weights)
 
-    fill = CT_BACKGROUND_HU if tgt_mod == "CT" else float(
-        denormalise(np.float32(network_background(modality_spec(norm, "MR"))), "MR", norm,
-                    t_params))
-    covered = weights > 0
-    work_out = np.where(covered, total / np.where(covered, weights, 1.0), fill)
+
+def finish_volume(prep: Prepared, result: ModelOutput
+                  ) -> tuple[Volume, Volume | None, dict[str, Any]]:
+    """Blend, resample back onto the input grid and fill the background."""
+    vol, mask, work, axis, tgt_mod = prep.vol, prep.mask, prep.work, prep.axis, prep.tgt_mod
+    fill = prep.fill
+    covered = result.weights > 0
+    work_out = np.where(covered, result.total / np.where(covered, result.weights, 1.0), fill)
     work_out = np.moveaxis(work_out, 0, axis)
     out = onto_grid(work_out, work.affine, vol)
-    if opts.mask:
+    if prep.masked:
         out = np.where(mask, out, fill)
     sct = vol.with_array(out.astype(np.float32), modality=tgt_mod)
     std_vol = None
-    if total_std is not None:
-        std_work = np.where(covered, total_std / np.where(covered, std_weights, 1.0), 0.0)
+    if result.total_std is not None:
+        std_work = np.where(covered, result.total_std
+                            / np.where(covered, result.std_weights, 1.0), 0.0)
         std = np.clip(onto_grid(np.moveaxis(std_work, 0, axis), work.affine, vol), 0, None)
-        if opts.mask:
+        if prep.masked:
             std = np.where(mask, std, 0.0)
         std_vol = vol.with_array(std.astype(np.float32), modality=tgt_mod)
-    info = {"working_spacing_mm": list(work.spacing), "working_shape": list(work.shape),
-            "tiles": len(plan.tiles), "body_voxels": int(mask.sum())}
-    return sct, std_vol, info
+    return sct, std_vol, volume_info(prep)
+
+
+def volume_info(prep: Prepared) -> dict[str, Any]:
+    """What the run report records about one translated volume."""
+    return {"working_spacing_mm": list(prep.work.spacing),
+            "working_shape": list(prep.work.shape), "tiles": len(prep.plan.tiles),
+            "body_voxels": int(prep.mask.sum())}

@@ -21,7 +21,7 @@ import torch
 
 from medxlate.errors import InputError
 from medxlate.io.atomic import atomic_path
-from medxlate.weights import CheckpointMeta, save_checkpoint
+from medxlate.weights import CheckpointMeta, save_checkpoint, save_tensors, verify_tensors
 
 STATE_FORMAT = "medxlate-train-state/1"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
@@ -39,9 +39,10 @@ def save_model(path: Path, nets: dict[str, torch.nn.Module], names: list[str],
 
 def save_state(folder: Path, nets, optimizers, ema, counters: dict[str, Any],
                inference: list[str], meta: CheckpointMeta) -> None:
-    """Write one checkpoint folder atomically (replacing an older one of the same step)."""
-    from safetensors.torch import save_file
+    """Write one checkpoint folder atomically (replacing an older one of the same step).
 
+    Both safetensors files carry the digest of their tensors, checked when loaded.
+    """
     tensors: dict[str, torch.Tensor] = {}
     for name, net in nets.items():
         tensors.update({f"net.{name}.{k}": v for k, v in net.state_dict().items()})
@@ -63,14 +64,18 @@ def save_state(folder: Path, nets, optimizers, ema, counters: dict[str, Any],
     source = ema.nets if ema is not None else nets
     with atomic_path(folder, overwrite=True) as tmp:
         tmp.mkdir()
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()},
-                  str(tmp / "state.safetensors"))
+        save_tensors(tmp / "state.safetensors", tensors, {"format": STATE_FORMAT})
         (tmp / "state.json").write_text(json.dumps(state, indent=1, sort_keys=True))
         save_model(tmp / "model.safetensors", source, inference, meta)
 
 
 def load_state(folder: Path, nets, optimizers, ema, device: torch.device) -> dict[str, Any]:
-    """Restore nets, EMA and optimisers from a checkpoint folder; returns its counters."""
+    """Restore nets, EMA and optimisers from a checkpoint folder; returns its counters.
+
+    Raises:
+        InputError: the state is unreadable or not medxlate's.
+        WeightsError: its tensors do not match the digest stored with them (exit 5).
+    """
     from safetensors.torch import load_file
 
     try:
@@ -78,6 +83,7 @@ def load_state(folder: Path, nets, optimizers, ema, device: torch.device) -> dic
         tensors = load_file(str(folder / "state.safetensors"), device=str(device))
     except (OSError, ValueError) as exc:
         raise InputError(f"{folder}: unreadable training state ({exc})") from exc
+    verify_tensors(folder / "state.safetensors")
     if state.get("format") != STATE_FORMAT:
         raise InputError(f"{folder}: not a medxlate training state")
     for name, net in nets.items():

@@ -16,7 +16,9 @@ from medxlate.errors import InputError, UsageError
 
 # The engine's keys and their defaults (a model config may set any of them).
 ENGINE_DEFAULTS: dict[str, Any] = {
-    "direction": "mri2ct",       # "mri2ct" or "ct2mri"
+    "direction": "mri2ct",       # "mri2ct" or "ct2mri" (aliases of mr->ct and ct->mr)
+    "source": None,              # modality tag of the input (None: from direction)
+    "target": None,              # modality tag of the output (None: from direction)
     "pairing": "paired",         # "paired": aligned slices; "unpaired": independent draws
     "context": 0,                # k: 2.5D stacks 2k+1 slices (0 = 2D)
     "batch_size": 8,
@@ -40,7 +42,10 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     "tensorboard": False,
     "progress": True,
     "workers": 0,                # DataLoader worker processes
+    "data_parallel": "auto",     # under torchrun: "auto" (DDP where the family allows it,
+                                 # see train/ddp.py) or "allreduce" (average at each step)
     "seed": 0,
+    "stage": None,               # families with stages: None runs all in order, or one name
     "augment": {
         "flip_lr": 0.0,          # probability of a left-right flip
         "flip_ap": 0.0,          # probability of an anterior-posterior flip
@@ -51,8 +56,10 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     },
 }
 
-_CHOICES = {"direction": ("mri2ct", "ct2mri"), "pairing": ("paired", "unpaired"),
-            "lr_schedule": ("constant", "cosine"), "amp": ("auto", "bf16", "off")}
+_CHOICES = {"direction": ("mri2ct", "ct2mri"),
+            "pairing": ("paired", "unpaired", "unconditional"),
+            "lr_schedule": ("constant", "cosine"), "amp": ("auto", "bf16", "off"),
+            "data_parallel": ("auto", "allreduce")}
 
 
 def parse_set(items: list[str]) -> dict[str, Any]:
@@ -131,11 +138,47 @@ def resolve_config(spec, config: str | dict | None = None, overrides: dict | Non
                          f"({', '.join(spec.configs)}) nor an existing file")
     resolved = merge(ENGINE_DEFAULTS, spec.config(name))
     resolved = merge(resolved, file_keys)
+    from medxlate.train.overrides import check_overrides
+
+    check_overrides(resolved, overrides or {})  # typos and wrong types: exit 2, key named
     resolved = merge(resolved, overrides or {})
     resolved["model"] = spec.name
     resolved["config_name"] = name or spec.default_config
+    _resolve_translation(resolved, spec, overrides or {}, file_keys)
     check_config(resolved, spec)
     return resolved
+
+
+def _resolve_translation(cfg: dict[str, Any], spec, overrides: dict, file_keys: dict) -> None:
+    """Fill ``source``/``target`` tags; ``direction`` stays their legacy MR<->CT name.
+
+    An explicit ``direction`` (file or --set) without tags means its MR<->CT pair; an
+    unconditional ``pairing`` has source "none".
+    """
+    from medxlate.models.registry import direction_of
+
+    if spec.is_autoencoder:  # reconstructs MR and CT slices alike: no translation
+        cfg["source"] = cfg["target"] = None
+        return
+    asked_dir = overrides.get("direction", file_keys.get("direction"))
+    src, tgt = cfg.get("source"), cfg.get("target")
+    if cfg.get("pairing") == "unconditional":
+        src = "none"
+    if asked_dir is not None and (src is None or tgt is None):
+        src, tgt = spec.resolve_translation(src if src != "none" else None, tgt, asked_dir)
+    elif src is None and tgt is None:
+        src, tgt = spec.resolve_translation(direction=cfg["direction"]) if \
+            cfg["direction"] in spec.directions else spec.translations[0]
+    else:
+        src, tgt = spec.resolve_translation(src, tgt)
+    cfg["source"], cfg["target"] = src, tgt
+    direction = direction_of(src, tgt)
+    if direction is not None:
+        cfg["direction"] = direction
+    elif src == "none" and tgt == "ct":
+        cfg["direction"] = "mri2ct"  # the engine's CT-as-target convention
+    elif src == "none":
+        cfg["direction"] = "ct2mri"
 
 
 def check_config(cfg: dict[str, Any], spec) -> None:
@@ -143,7 +186,8 @@ def check_config(cfg: dict[str, Any], spec) -> None:
     for key, choices in _CHOICES.items():
         if cfg[key] not in choices:
             raise UsageError(f"config {key}={cfg[key]!r}: choose from {', '.join(choices)}")
-    if cfg["direction"] not in spec.directions:
+    if direction_pair_needed(cfg) and not spec.is_autoencoder and \
+            cfg["direction"] not in spec.directions:
         raise UsageError(f"model {spec.name} does not translate {cfg['direction']}")
     for key in ("batch_size", "accumulate", "steps"):
         if not isinstance(cfg[key], int) or cfg[key] < 1:
@@ -154,6 +198,16 @@ def check_config(cfg: dict[str, Any], spec) -> None:
         raise UsageError(f"config context={cfg['context']!r}: must be an integer >= 0")
     if cfg["ema"] is not None and not 0.0 <= float(cfg["ema"]) < 1.0:
         raise UsageError(f"config ema={cfg['ema']!r}: must be in [0, 1)")
+    if cfg["stage"] is not None and not isinstance(cfg["stage"], str):
+        raise UsageError(f"config stage={cfg['stage']!r}: must be a stage name or null")
     unknown = set(cfg["augment"]) - set(ENGINE_DEFAULTS["augment"])
     if unknown:
         raise UsageError(f"unknown augment option(s): {', '.join(sorted(unknown))}")
+
+
+def direction_pair_needed(cfg: dict[str, Any]) -> bool:
+    """Whether ``direction`` names the run's translation (an MR<->CT pair)."""
+    from medxlate.models.registry import direction_of
+
+    src, tgt = cfg.get("source"), cfg.get("target")
+    return src is None or direction_of(src, tgt) is not None

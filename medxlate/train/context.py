@@ -36,8 +36,15 @@ class StepContext:
         self.world = world or World()
         self.step_index = 0          # optimiser cycles completed before this one
         self.micro_index = 0         # micro-batch within the cycle
+        self.stage: str | None = None  # the training stage (families with stages)
         self.grad_norms: dict[str, float] = {}
         self.stepped: set[str] = set()
+        # Optimisers whose gradients DistributedDataParallel already averaged during
+        # backward (medxlate.train.ddp): step() does not all-reduce them again.
+        self.synced: set[str] = set()
+        # The dataset's intensity normalisation (e.g. the CT window), for losses that depend
+        # on the data's quantisation (the DDPM's discretised likelihood); set by the engine.
+        self.normalisation: dict | None = None
 
     @property
     def last_micro(self) -> bool:
@@ -56,7 +63,8 @@ class StepContext:
             return
         opt = self.optimizers[name]
         params = [p for group in opt.param_groups for p in group["params"]]
-        average_gradients(params, self.world)
+        if name not in self.synced:
+            average_gradients(params, self.world)
         with_grad = [p for p in params if p.grad is not None]
         if self.grad_clip and with_grad:
             norm = torch.nn.utils.clip_grad_norm_(with_grad, float(self.grad_clip))

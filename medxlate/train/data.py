@@ -38,6 +38,8 @@ class SliceData(torch.utils.data.Dataset):
         self.k = int(config["context"])
         self.paired = config["pairing"] == "paired"
         self.mr_is_source = config["direction"] == "mri2ct"
+        # Unconditional generation draws target slices only (no source image exists).
+        self.only = (target_key(config) if config["pairing"] == "unconditional" else None)
         self.options = config["augment"] if augment else None
         self.random_crop = augment
         self.crop = crop_size(config.get("slice_size"), dataset.info.get("slice_size"))
@@ -48,7 +50,11 @@ class SliceData(torch.utils.data.Dataset):
         self.lr_dim = kept.index(0) - 2 if 0 in kept else None
         self.ap_dim = kept.index(1) - 2 if 1 in kept else None
         subjects = dataset.subjects(split)
-        if self.paired:
+        if self.only is not None:
+            self.mr_centres = self._centres([s for s in subjects
+                                             if self.only in s["modalities"]])
+            self.ct_centres = self.mr_centres
+        elif self.paired:
             both = [s for s in subjects if {"mr", "ct"} <= set(s["modalities"])]
             self.mr_centres = self._centres(both)
             self.ct_centres = self.mr_centres
@@ -90,6 +96,8 @@ class SliceData(torch.utils.data.Dataset):
     def __getitem__(self, key: tuple[int, int, int]) -> dict[str, torch.Tensor]:
         """``key = (mr centre index, ct centre index, augmentation seed)``."""
         i_mr, i_ct, aug_seed = key
+        if self.only is not None:
+            return self._target_only(self.mr_centres[i_mr], aug_seed)
         mr_c, ct_c = self.mr_centres[i_mr], self.ct_centres[i_ct]
         sample = {"mr": self.stack(mr_c, "mr"), "ct": self.stack(ct_c, "ct")}
         # The mask and edges belong to the slice being translated (the source's).
@@ -108,17 +116,38 @@ class SliceData(torch.utils.data.Dataset):
                                     self.lr_dim, self.ap_dim)
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sample.items()}
 
+    def _target_only(self, centre: Centre, aug_seed: int) -> dict[str, torch.Tensor]:
+        """An unconditional sample: the target stack and its slice's mask/edges only."""
+        sample = {self.only: self.stack(centre, self.only)}
+        for name in ("mask", f"{self.only}_edges"):
+            value = self._centre_only(centre, name)
+            if value is not None:
+                sample[name] = value
+        if self.crop is not None:
+            sample = self._crop(sample, aug_seed)
+        if self.options is not None:
+            rng = np.random.default_rng(aug_seed)
+            sample = augment_sample(sample, rng, self.options, False, self.lr_dim, self.ap_dim)
+        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sample.items()}
 
     def _crop(self, sample: dict[str, np.ndarray], aug_seed: int) -> dict[str, np.ndarray]:
         """Cut every array to ``self.crop`` at one position: random (seeded by the sample's
         augmentation seed, on its own stream) for training, centred for validation."""
-        (h, w), (ch, cw) = sample["mr"].shape[-2:], self.crop
+        (h, w), (ch, cw) = next(iter(sample.values())).shape[-2:], self.crop
         if self.random_crop:
             rng = np.random.default_rng([aug_seed, 1])
             y0, x0 = int(rng.integers(0, h - ch + 1)), int(rng.integers(0, w - cw + 1))
         else:
             y0, x0 = (h - ch) // 2, (w - cw) // 2
         return {k: v[..., y0:y0 + ch, x0:x0 + cw] for k, v in sample.items()}
+
+
+def target_key(config: dict[str, Any]) -> str:
+    """The shard key ("ct" or "mr") of a config's target modality."""
+    target = config.get("target")
+    if target is None:
+        return "ct" if config["direction"] == "mri2ct" else "mr"
+    return "ct" if target == "ct" else "mr"
 
 
 def crop_size(want, have) -> tuple[int, int] | None:

@@ -40,8 +40,9 @@ from medxlate.train.ema import EMA
 from medxlate.train.runlog import Progress, RunLog, check_tensorboard
 from medxlate.train.sampling import BatchPlan, PlanSampler
 from medxlate.train.schedule import apply_lr, lr_factor
+from medxlate.train.stages import stage_at, stage_plan
 from medxlate.train.validate import validate
-from medxlate.weights import CheckpointMeta
+from medxlate.weights import CheckpointMeta, warn_once
 
 
 @dataclass
@@ -60,7 +61,7 @@ def train(model: str | ModelSpec, data: Path | str, out: Path | str, *,
           config: str | dict | None = None, overrides: dict[str, Any] | None = None,
           steps: int | None = None, epochs: int | None = None, batch_size: int | None = None,
           device: str | None = "auto", resume: bool = False, seed: int | None = None,
-          ) -> TrainResult:
+          quiet: bool = False) -> TrainResult:
     """Train ``model`` on the dataset folder ``data`` into the run folder ``out``.
 
     Args:
@@ -73,6 +74,7 @@ def train(model: str | ModelSpec, data: Path | str, out: Path | str, *,
         device: "auto", "cpu", "cuda", "cuda:N" or "mps" (absent devices raise UsageError).
         resume: continue from the newest checkpoint in ``out`` with the run's config.json
             (``steps``/``epochs`` may extend it; other config options are refused).
+        quiet: no progress on stderr (not part of the config: a resumed run may differ).
 
     Under torchrun every rank calls this; rank 0 logs and writes.
     """
@@ -97,7 +99,9 @@ def train(model: str | ModelSpec, data: Path | str, out: Path | str, *,
         check_tensorboard()
     world, dev = init_world(device)
     try:
-        return _Run(spec, data, out, cfg, world, dev, resume).run()
+        runner = _Run(spec, data, out, cfg, world, dev, resume)
+        runner.show_progress = not quiet
+        return runner.run()
     finally:
         close_world(world)
 
@@ -117,6 +121,15 @@ def _resumed_config(out: Path, config, overrides, shortcuts) -> dict[str, Any]:
     return cfg
 
 
+def no_validation_message(data: Path, n_val_subjects: int, val_every: int) -> str:
+    """One line: the dataset has no validation slices, and what ``val_every`` then does."""
+    what = (f"val_every={val_every} validates nothing" if val_every
+            else "validation is off (val_every=0)")
+    return (f"{data}: no validation slices ({n_val_subjects} subject(s) in split 'val'): "
+            f"{what} and the checkpoint records no val_* metrics; give the dataset val "
+            "subjects (preprocess split.fractions or the cohort CSV's split column)")
+
+
 class _Run:
     def __init__(self, spec: ModelSpec, data: Path, out: Path, cfg: dict[str, Any],
                  world: World, device: torch.device, resume: bool):
@@ -124,26 +137,50 @@ class _Run:
 
         self.spec, self.data, self.out, self.cfg = spec, data, out, cfg
         self.world, self.device, self.resume = world, device, resume
+        self.show_progress = True
         self.dataset = load_dataset(data)
         self.family = spec.load_entry()
-        self.train_data = SliceData(self.dataset, "train", cfg)
+        # 3D models train on the dataset's fixed-size volumes (or patches of them).
+        data_cls = SliceData
+        if spec.spatial_dims == "3d":
+            from medxlate.train.volumes import VolumeData as data_cls
+        self.train_data = data_cls(self.dataset, "train", cfg)
         if not self.train_data.mr_centres or not self.train_data.ct_centres:
             raise InputError(f"{data}: no usable training slices in split 'train' "
                              f"for pairing={cfg['pairing']}")
-        self.val_data = SliceData(self.dataset, "val", {**cfg, "pairing": "paired"},
-                                  augment=False)
+        self.val_data = data_cls(self.dataset, "val", {**cfg, "pairing": "paired"},
+                                 augment=False)
+        if world.is_main and not len(self.val_data) and spec.spatial_dims != "3d":
+            warn_once(no_validation_message(data, len(self.dataset.subjects("val")),
+                                            cfg["val_every"]))
         self.plan = BatchPlan(len(self.train_data.mr_centres), len(self.train_data.ct_centres),
                               cfg["pairing"] == "paired", cfg["batch_size"], cfg["seed"],
                               world.rank, world.world_size)
         acc = cfg["accumulate"]
         self.total = (cfg["epochs"] * -(-self.plan.batches_per_epoch // acc)
                       if cfg["epochs"] else cfg["steps"])
+        stages = getattr(self.family, "stages", None)
+        self.stages = stage_plan(stages(cfg) if stages else None, cfg.get("stage"),
+                                 self.total, spec.name)
 
     # -- setup -------------------------------------------------------------------------------
     def _build(self) -> None:
         cfg = self.cfg
+        # A family's pretrained parts (a VAE, an image encoder...) are read once, when a run
+        # starts: the hook records what it read in the config and returns their weights.
+        hook = getattr(self.family, "pretrained", None)
+        preload: dict[str, dict[str, torch.Tensor]] = {}
+        self.pretrained_notes: dict[str, Any] = {}
+        if hook is not None and not self.resume:
+            updates, preload = hook(cfg)
+            cfg.update(updates)
+            # What was read (paths, "none" for an absent optional part) goes to log.jsonl.
+            self.pretrained_notes = {k: v for k, v in updates.items()
+                                     if v is None or isinstance(v, str | int | float | bool)}
         seed_everything(cfg["seed"])                     # identical initial weights on all ranks
         self.nets = {k: v.to(self.device) for k, v in self.family.build(cfg).items()}
+        for name, state in preload.items():
+            self.nets[name].load_state_dict(state, strict=True)
         broadcast_state(self.nets, self.world)
         self.optimizers = self.family.optimizers(self.nets, cfg)
         self.inference = list(self.family.inference_nets(cfg))
@@ -157,13 +194,24 @@ class _Run:
                                torch.Generator(device=self.device), cfg["accumulate"],
                                cfg["grad_clip"], torch.bfloat16 if use_bf16 else None,
                                self.world)
+        self.ctx.normalisation = self.dataset.info["normalisation"]
+        # DDP (backward-overlapped all-reduce) where the family allows it, see train/ddp.py.
+        from medxlate.train import ddp
+
+        self.ddp_names = ddp.choose(cfg.get("data_parallel", "auto"), self.family, self.nets,
+                                    self.optimizers, self.world)
+        self.step_nets = self.nets
+        if self.ddp_names:
+            self.step_nets = ddp.wrap(self.nets, self.ddp_names, self.device,
+                                      bool(getattr(self.family, "ddp_find_unused", False)))
+            self.ctx.synced = set(self.optimizers)
 
     def _meta(self, extra: dict[str, Any]) -> CheckpointMeta:
         info = self.dataset.info
         data = {"dataset": str(self.data.resolve()), "format": info.get("format"),
                 "region": info.get("region"), "paired": info.get("paired"),
                 "spacing_mm": info.get("spacing_mm"), "slice_axis": info.get("slice_axis"),
-                "slice_size": info.get("slice_size"),
+                "slice_size": info.get("slice_size"), "volume_size": info.get("volume_size"),
                 "subjects": {s: len(self.dataset.subjects(s)) for s in ("train", "val", "test")}}
         return CheckpointMeta(model=self.spec.name, config=self.cfg,
                               normalisation=info["normalisation"], data=data, extra=extra)
@@ -188,8 +236,10 @@ class _Run:
             with atomic_path(self.out / "config.json", overwrite=True) as tmp:
                 tmp.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
         log = RunLog(self.out, cfg["tensorboard"], start if self.resume else None) if main else None
+        if main and self.pretrained_notes:
+            log.note("pretrained", {"step": 0, **self.pretrained_notes})
         loader = self._loader(start)
-        progress = Progress(self.total, start, main and cfg["progress"])
+        progress = Progress(self.total, start, main and cfg["progress"] and self.show_progress)
         rows: list[dict[str, float]] = []
         window: list[dict[str, float]] = []
         t0, tick, val = time.perf_counter(), time.perf_counter(), {}
@@ -245,24 +295,36 @@ class _Run:
         apply_lr(self.optimizers, lr_factor(step, self.total, cfg["lr_schedule"],
                                             cfg["warmup_steps"], cfg["lr_floor"]))
         ctx.step_index, ctx.grad_norms, ctx.stepped = step, {}, set()
+        stage = stage_at(self.stages, step)
+        ctx.stage = stage.name if stage else None
+        if stage is not None and step == stage.start > 0 and self.ema is not None:
+            # Moving to the next stage: nets frozen from now on are used as they will ship.
+            with torch.no_grad():
+                for name, shadow in self.ema.nets.items():
+                    self.nets[name].load_state_dict(shadow.state_dict())
         for net in self.nets.values():
             net.train()
         sums: dict[str, float] = {}
+        from medxlate.train.ddp import micro_batch
+
         for micro in range(cfg["accumulate"]):
             ctx.micro_index = micro
             batch = {k: v.to(self.device, non_blocking=True) for k, v in next(batches).items()}
-            for k, v in self.family.training_step(self.nets, batch, ctx, cfg).items():
+            with micro_batch(self.step_nets, self.ddp_names, ctx.last_micro):
+                step_losses = self.family.training_step(self.step_nets, batch, ctx, cfg)
+            for k, v in step_losses.items():
                 sums[k] = sums.get(k, 0.0) + float(v) / cfg["accumulate"]
         if not ctx.stepped:
             raise RuntimeError(f"{self.spec.family}: training_step never called ctx.step()")
         if self.ema is not None:
-            self.ema.update(self.nets, step)
+            self.ema.update(self.nets, step - (stage.start if stage else 0))
         broadcast_state(self.nets, self.world, buffers_only=True)
         return {**sums, **{f"grad_norm_{k}": v for k, v in ctx.grad_norms.items()}}
 
     def _validate(self, step: int, log: RunLog | None) -> dict[str, float]:
         metrics: dict[str, float] = {}
-        if self.world.is_main and len(self.val_data):
+        # 3D models have no slice validation: `medxlate evaluate` scores their volumes.
+        if self.world.is_main and len(self.val_data) and self.spec.spatial_dims != "3d":
             nets = dict(self.nets)
             if self.ema is not None:
                 nets.update(self.ema.nets)
@@ -272,7 +334,8 @@ class _Run:
             metrics = validate(self.family, nets, self.val_data, self.cfg,
                                self.dataset.info["normalisation"], sampler,
                                self.cfg["val_steps"], self.device, self.cfg["seed"])
-            log.write("val", {"step": step, **metrics})
+            if metrics:                 # val_slices=0 (e.g. an autoencoder): nothing to log
+                log.write("val", {"step": step, **metrics})
         self._barrier()
         return metrics
 
@@ -280,6 +343,8 @@ class _Run:
         extra = {"steps": step, "seconds": round(seconds, 3), "seed": self.cfg["seed"],
                  "batch_size": self.cfg["batch_size"], "accumulate": self.cfg["accumulate"],
                  "hardware": hardware(self.device, self.world),
+                 "data_parallel": ("ddp" if self.ddp_names else "allreduce"
+                                   if self.world.distributed else None),
                  "final_losses": rows[-1] if rows else {}, "val": val}
         if self.world.is_main:
             counters = {"step": step, "elapsed_s": seconds, "world_size": self.world.world_size}

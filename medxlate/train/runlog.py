@@ -55,6 +55,10 @@ class RunLog:
         path = self.csv_paths[kind]
         new = not path.is_file() or path.stat().st_size == 0
         fields = list(row) if new else _header(path)
+        if not new and set(row) - set(fields):
+            # A later stage logs other losses: widen the header, keeping earlier rows.
+            fields += [k for k in row if k not in fields]
+            _rewrite(path, fields)
         with open(path, "a", newline="") as fh:
             w = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
             if new:
@@ -64,6 +68,11 @@ class RunLog:
             for key, value in row.items():
                 if key != "step" and isinstance(value, int | float):
                     self.writer.add_scalar(f"{kind}/{key}", value, row["step"])
+
+    def note(self, kind: str, row: dict[str, Any]) -> None:
+        """A row for ``log.jsonl`` only (facts about the run, e.g. the pretrained parts)."""
+        with open(self.jsonl, "a") as fh:
+            fh.write(json.dumps({"kind": kind, **row}) + "\n")
 
     def close(self) -> None:
         if self.writer is not None:
@@ -86,17 +95,25 @@ def _header(path: Path) -> list[str]:
 
 
 class Progress:
-    """A tqdm bar over optimiser cycles (disabled when ``enabled`` is False)."""
+    """A tqdm bar over optimiser cycles on a terminal; when stderr is a file or a pipe, a plain
+    line about every 5 % of the run (no carriage returns); nothing when ``enabled`` is False."""
 
     def __init__(self, total: int, initial: int, enabled: bool):
         self.bar = None
-        if enabled:
+        self.plain = enabled and not sys.stderr.isatty()
+        self.step, self.total = initial, total
+        self.every = max(1, total // 20)
+        if enabled and not self.plain:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True, mininterval=1.0,
                             file=sys.stderr, desc="train")
 
     def update(self, losses: dict[str, float]) -> None:
+        self.step += 1
+        if self.plain and (self.step % self.every == 0 or self.step == self.total):
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in list(losses.items())[:3])
+            print(f"train: step {self.step}/{self.total}: {shown}", file=sys.stderr, flush=True)
         if self.bar is not None:
             self.bar.set_postfix({k: f"{v:.4g}" for k, v in list(losses.items())[:3]},
                                  refresh=False)
@@ -105,3 +122,12 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def _rewrite(path: Path, fields: list[str]) -> None:
+    with open(path, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    with open(path, "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=fields)
+        w.writeheader()
+        w.writerows(rows)

@@ -49,6 +49,8 @@ def validate(family, nets: dict[str, torch.nn.Module], data: SliceData, config: 
              device: torch.device, seed: int) -> dict[str, float]:
     """Score ``config["val_slices"]`` validation slices; keys ``val_mae[_hu]``, ``val_me``,
     ``val_psnr``, ``val_slices``."""
+    if config.get("pairing") == "unconditional":
+        return {}  # a generated slice has no reference to score against
     idx = pick_centres(len(data), int(config["val_slices"]))
     if not idx:
         return {}

@@ -49,7 +49,8 @@ def test_parse_grammar(args, fn, kwargs):
 @pytest.mark.parametrize(("args", "message"), [
     ("--steps 50", "--sampler is required"),
     ("--sampler ddim --steps", "--steps needs a value"),
-    ("--sampler ddim --steps fifty", "bad --steps/--eta value"),
+    ("--sampler ddim --steps fifty", "--steps must be a positive integer N or section"),
+    ("--sampler ddim --eta x", "bad --steps/--eta value"),
     ("--sampler ddim --steps 0", "--steps must be a positive integer"),
     ("--sampler ddim --eta -1", "--eta must be >= 0"),
     ("--sampler respaced --eta 0.5", "applies to ddim only"),

@@ -78,7 +78,10 @@ def test_training_step_learns_a_fixed_batch():
 
 
 def test_bin_width_follows_the_target():
-    assert FAMILY.bin_width({"direction": "mri2ct", "nll_bin_width": None}) == 2 / 4095
+    # half of one HU in [-1, 1] units of the dataset's CT window (see test_discretised_ct_nll)
+    assert FAMILY.bin_width({"direction": "mri2ct", "nll_bin_width": None}) == 1 / 4024
+    window = {"ct": {"kind": "window", "low": -1024.0, "high": 3071.0}}
+    assert FAMILY.bin_width({"direction": "mri2ct", "nll_bin_width": None}, window) == 1 / 4095
     assert FAMILY.bin_width({"direction": "ct2mri", "nll_bin_width": None}) == 1 / 255
     assert FAMILY.bin_width({"direction": "ct2mri", "nll_bin_width": 0.01}) == 0.01
 

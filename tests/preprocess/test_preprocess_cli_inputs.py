@@ -37,6 +37,9 @@ def test_real_mridir_flip_is_found(mridir, tmp_path):
     ct = nib.load(out / "subjects" / "pig" / "ct.nii.gz").get_fdata()
     mask = nib.load(out / "subjects" / "pig" / "mask.nii.gz").get_fdata() > 0
     assert ct[~mask].max() == -1024.0
+    # no voxel interpolated from the -2048 HU padding outside the reconstruction circle (33
+    # voxels between -1500 and -1024 HU inside the mask before padding left the FOV)
+    assert ct[mask].min() >= -1024.0
     assert 20.0 < np.median(ct[mask]) < 120.0  # muscle/soft tissue in HU, not raw values
     assert s["spacing_mm"] == [1.0, 1.0, 1.0]
 

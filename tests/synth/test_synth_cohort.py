@@ -78,7 +78,7 @@ def test_a_failing_case_is_isolated_with_exit_8(tmp_path, cohort, p2p_weights):
     assert sorted(p.name for p in out.iterdir()) == [
         "case0_sct.nii.gz", "case1_sct.nii.gz", "case3_sct.nii.gz", "case4_sct.nii.gz"]
     report = json.loads((tmp_path / "run.json").read_text())
-    assert report["counts"] == {"ok": 4, "skipped": 0, "failed": 1}
+    assert report["counts"] == {"ok": 4, "skipped": 0, "failed": 1, "not_started": 0}
     failed = [c for c in report["cases"] if c["status"] == "failed"]
     assert failed[0]["input"].endswith("case2.nii.gz") and "InputError" in failed[0]["error"]
 

@@ -64,7 +64,7 @@ def test_tiles_reassemble_the_volume_exactly(context):
     rng = np.random.default_rng(0)
     vol = rng.normal(size=(5, 70, 45)).astype(np.float32)
     plan = SlicePlan(vol.shape, (32, 32), context=context)
-    assert len(plan.tiles) == 5 * 3 * 2
+    assert len(plan.tiles) == 5 * 4 * 2  # tiles overlap by half: 4 x 2 per slice
     total, weights = np.zeros_like(vol), np.zeros_like(vol)
     for start in range(0, len(plan.tiles), 7):
         tiles = plan.tiles[start:start + 7]

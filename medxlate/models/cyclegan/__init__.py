@@ -49,6 +49,7 @@ SPECS = [
         entry="medxlate.models.cyclegan.family:FAMILY",
         weights="cyclegan-demo.safetensors",
         default_config="demo",
+        extra={"fully_convolutional": True},  # synthesize runs it on whole slices
         reference="Zhu et al., Unpaired Image-to-Image Translation using Cycle-Consistent "
                   "Adversarial Networks, ICCV 2017",
     )

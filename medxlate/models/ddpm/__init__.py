@@ -17,7 +17,7 @@ _COMMON = {
     "var_type": "learned_range",   # 2 output channels: epsilon and the variance fraction v
     "loss": "hybrid",              # L_simple + vlb_weight * L_vlb (Nichol & Dhariwal Eq. 16)
     "vlb_weight": 0.001,
-    "nll_bin_width": None,         # None: 2/4095 for a CT target (12 bit), 1/255 for MR
+    "nll_bin_width": None,         # None: 1/(high-low) of the CT window (1/4024), MR 1/255
     "head_channels": 64,
     "lr": 1e-4,
     "weight_decay": 0.0,
@@ -59,7 +59,9 @@ SPECS = [
         default_sampler="ddim",
         samplers=("ddpm", "respaced", "ddim", "dpmpp-2m", "dpmpp-2m-karras"),
         entry="medxlate.models.ddpm.family:FAMILY",
+        weights="ddpm-demo.safetensors",
         default_config="demo",
+        extra={"fully_convolutional": True},  # synthesize runs it on whole slices
         reference="Ho et al. 2020 (DDPM); Nichol & Dhariwal 2021 (improved DDPM); "
                   "Lyu & Wang 2022 (conditional DDPM for MRI-to-CT)",
     )

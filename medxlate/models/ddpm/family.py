@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from medxlate.diffusion import GaussianDiffusion, make_betas, resolve_sampler
+from medxlate.diffusion.losses import data_bin_half_width
 from medxlate.models.nets.unet import UNet
 
 
@@ -49,10 +50,13 @@ class DDPMFamily:
         return ["unet"]
 
     @staticmethod
-    def bin_width(config: dict[str, Any]) -> float:
+    def bin_width(config: dict[str, Any], normalisation: dict | None = None) -> float:
+        """Half-width of a data bin in [-1, 1] units for the discretised likelihood (see
+        :func:`medxlate.diffusion.losses.data_bin_half_width`); ``nll_bin_width`` in the config
+        overrides it."""
         if config.get("nll_bin_width") is not None:
             return float(config["nll_bin_width"])
-        return 2.0 / 4095.0 if config["direction"] == "mri2ct" else 1.0 / 255.0
+        return data_bin_half_width(config["direction"] == "mri2ct", normalisation)
 
     def training_step(self, nets, batch, ctx, config) -> dict[str, float]:
         unet = nets["unet"]
@@ -69,7 +73,8 @@ class DDPMFamily:
 
         terms = diffusion.training_losses(model, target, t, source, noise, loss=config["loss"],
                                           vlb_weight=float(config["vlb_weight"]),
-                                          nll_bin_width=self.bin_width(config))
+                                          nll_bin_width=self.bin_width(
+                                              config, getattr(ctx, "normalisation", None)))
         loss = terms["loss"].mean()
         ctx.backward(loss)
         ctx.step("unet")

@@ -47,6 +47,7 @@ SPECS = [
         entry="medxlate.models.pix2pix.family:FAMILY",
         weights="pix2pix-demo.safetensors",
         default_config="demo",
+        extra={"fully_convolutional": True},  # synthesize runs it on whole slices
         reference="Isola et al., Image-to-Image Translation with Conditional Adversarial "
                   "Networks, CVPR 2017",
     )

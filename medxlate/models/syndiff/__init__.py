@@ -36,12 +36,15 @@ CONFIGS = {
              "t_emb_dim": 64, "ngf_f": 16, "ndf_c": 16, "batch_size": 8},
 }
 
+# syndiff-unpaired: the same networks and sizes, trained the paper's way (Sec. III-C).
+UNPAIRED_CONFIGS = {name: {**cfg, "pairing": "unpaired"} for name, cfg in CONFIGS.items()}
+
 SPECS = [
     ModelSpec(
         name="syndiff",
         family="syndiff",
-        description="SynDiff: adversarial diffusion, 4 steps (paired or cycle-consistent "
-                    "unpaired)",
+        description="SynDiff, paired variant (L1 to the registered CT; not the published "
+                    "method, see syndiff-unpaired): adversarial diffusion, 4 steps",
         directions=("mri2ct", "ct2mri"),
         spatial_dims="2d",
         configs=CONFIGS,
@@ -50,7 +53,30 @@ SPECS = [
         entry="medxlate.models.syndiff.family:FAMILY",
         weights="syndiff-demo.safetensors",
         default_config="demo",
+        # fully_convolutional: synthesize runs it on whole slices
+        extra={"fully_convolutional": True,
+               "weights_note": "paired variant, not the published unpaired SynDiff"},
         reference="Ozbey, Dalmaz et al., Unsupervised Medical Image Translation with "
                   "Adversarial Diffusion Models, IEEE TMI 2023",
-    )
+    ),
+    # The published method: cycle-consistent unpaired training of both directions at once.
+    ModelSpec(
+        name="syndiff-unpaired",
+        family="syndiff",
+        description="SynDiff as published: unpaired, cycle-consistent (both directions in "
+                    "one checkpoint), adversarial diffusion, 4 steps",
+        directions=("mri2ct", "ct2mri"),
+        spatial_dims="2d",
+        configs=UNPAIRED_CONFIGS,
+        default_sampler="adversarial",
+        samplers=("adversarial",),
+        entry="medxlate.models.syndiff.family:FAMILY",
+        weights="syndiff-unpaired-demo.safetensors",
+        default_config="demo",
+        # fully_convolutional: synthesize runs it on whole slices
+        extra={"fully_convolutional": True,
+               "weights_note": "unpaired, cycle-consistent, as published"},
+        reference="Ozbey, Dalmaz et al., Unsupervised Medical Image Translation with "
+                  "Adversarial Diffusion Models, IEEE TMI 2023",
+    ),
 ]

@@ -154,6 +154,14 @@ class SynDiff:
         nz = g.cfg.nz
         if source.device.type == "cpu":
             keep_freed_memory()
+        if config.get("slice_transpose"):
+            # Weights imported from the public SynDiff code saw each slice transposed (see
+            # medxlate.weights_import): show them slices the same way, and turn the result
+            # back to medxlate's (left-right, posterior-anterior) slice axes.
+            out = self.translate(nets, source.transpose(-1, -2).contiguous(),
+                                 config={**config, "slice_transpose": False}, sampler=sampler,
+                                 steps=steps, eta=eta, generator=generator, callback=callback)
+            return out.transpose(-1, -2).contiguous()
         x_T = torch.randn((source.shape[0], 1, *source.shape[2:]), generator=generator,
                           device=source.device, dtype=source.dtype)
 
