@@ -41,8 +41,17 @@ def _root(
 
 def _register() -> None:
     # Each module adds its command(s) to `app`; the order here is the order in --help.
-    from medxlate.cli import evaluate, info, models, phantom, preprocess, synthesize, train, weights
-    from medxlate.cli import generate
+    from medxlate.cli import (
+        evaluate,
+        generate,
+        info,
+        models,
+        phantom,
+        preprocess,
+        synthesize,
+        train,
+        weights,
+    )
 
     for module in (info, models, phantom, preprocess, train, synthesize, generate, evaluate,
                    weights):

@@ -67,8 +67,8 @@ def test_train_config_records_tags():
     from medxlate.train.config import resolve_config
 
     spec = get_spec("syndiff")
-    assert (lambda c: (c["source"], c["target"], c["direction"]))(
-        resolve_config(spec, "demo", {"direction": "ct2mri"})) == ("ct", "mr", "ct2mri")
+    cfg = resolve_config(spec, "demo", {"direction": "ct2mri"})
+    assert (cfg["source"], cfg["target"], cfg["direction"]) == ("ct", "mr", "ct2mri")
     cfg = resolve_config(spec, "demo", {"source": "t2", "target": "ct"})
     assert (cfg["source"], cfg["target"], cfg["direction"]) == ("t2", "ct", "mri2ct")
     with pytest.raises(UsageError, match="does not translate"):
@@ -89,7 +89,8 @@ def test_synthesize_with_an_autoencoder_is_a_usage_error(tmp_path):
 
     from medxlate.cli.main import app
 
-    res = CliRunner().invoke(app, ["synthesize", "--model", "vae", "--in", "examples/brain-000/"
-                                   "mr.nii.gz", "--out", str(tmp_path / "x.nii.gz")])
+    example = "examples/brain-000/mr.nii.gz"
+    res = CliRunner().invoke(app, ["synthesize", "--model", "vae", "--in", example,
+                                   "--out", str(tmp_path / "x.nii.gz")])
     assert res.exit_code == 2, res.output
     assert not (tmp_path / "x.nii.gz").exists()
