@@ -79,6 +79,31 @@ def whole_slices(model) -> bool:
     return trained is None or whole is None or list(trained) == list(whole)
 
 
+def network_input(vol: Volume, model, src_mod: str, masked: bool):
+    """The source as the network sees it (2D and 3D models alike).
+
+    Returns (body mask on ``vol``'s grid, the volume at the training spacing, its body mask,
+    the normalised array, the normalised background value). As preprocess does for training
+    data, outside the body MR is 0 and CT -1024 HU before normalisation (when ``masked``), and
+    padding takes the normalised value of that background.
+    """
+    norm = model.meta.normalisation
+    spacing = (model.meta.data or {}).get("spacing_mm")
+    mask = body_mask(vol, modality=src_mod)
+    work = to_spacing(vol, spacing)
+    work_mask = to_spacing(vol.with_array(mask.astype(np.float32)), spacing,
+                           order=0).array > 0.5
+    raw_bg = CT_BACKGROUND_HU if src_mod == "CT" else 0.0
+    source = np.where(work_mask, work.array, raw_bg) if masked else work.array
+    x, params = normalise(source, src_mod, norm, mask=work_mask)
+    if src_mod == "CT":
+        background = float(normalise_ct(np.float32(raw_bg), norm))
+    else:
+        background = float(normalise_mr(np.zeros(1, np.float32), norm, params,
+                                        np.zeros(1, bool))[0])
+    return mask, work, work_mask, x, background
+
+
 def network_background(spec: dict) -> float:
     """Network-space value of the background (air / no signal) for a normalisation entry."""
     return 0.0 if spec["kind"] == "zscore" else -1.0
@@ -149,20 +174,7 @@ def prepare_volume(vol: Volume, model, opts: SynthOptions) -> Prepared:
         config.update(source=opts.source, target=opts.target)
     if opts.samples > 1 and "test_dropout" in config:
         config["test_dropout"] = True  # pix2pix: the paper's test-time dropout is its noise
-    mask = body_mask(vol, modality=src_mod)
-    work = to_spacing(vol, data.get("spacing_mm"))
-    work_mask = (to_spacing(vol.with_array(mask.astype(np.float32)), data.get("spacing_mm"),
-                            order=0).array > 0.5)
-    # As preprocess does for training data: outside the body MR is 0 and CT -1024 HU before
-    # normalisation, and slices are padded with the normalised value of that background.
-    raw_bg = CT_BACKGROUND_HU if src_mod == "CT" else 0.0
-    source = np.where(work_mask, work.array, raw_bg) if opts.mask else work.array
-    x, params = normalise(source, src_mod, norm, mask=work_mask)
-    if src_mod == "CT":
-        background = float(normalise_ct(np.float32(raw_bg), norm))
-    else:
-        background = float(normalise_mr(np.zeros(1, np.float32), norm, params,
-                                        np.zeros(1, bool))[0])
+    mask, work, work_mask, x, background = network_input(vol, model, src_mod, opts.mask)
 
     axis = int(data.get("slice_axis", 2))
     size = config.get("slice_size") or data.get("slice_size")

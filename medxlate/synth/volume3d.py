@@ -16,16 +16,12 @@ from typing import Any
 import numpy as np
 
 from medxlate.io.volume import Volume
-from medxlate.preprocess.mask import body_mask
 from medxlate.preprocess.normalise import (
     denormalise,
     modality_spec,
-    normalise,
-    normalise_ct,
-    normalise_mr,
 )
 from medxlate.preprocess.volumes import cut, paste
-from medxlate.synth.grid import onto_grid, to_spacing
+from medxlate.synth.grid import onto_grid
 
 CT_BACKGROUND_HU = -1024.0
 
@@ -92,26 +88,19 @@ def synthesize_volume3d(vol: Volume, model, opts, generator=None,
                         ) -> tuple[Volume, Volume | None, dict[str, Any]]:
     """Translate canonical ``vol`` with a 3D model; same contract as
     :func:`medxlate.synth.volume.synthesize_volume` (output on exactly ``vol``'s grid)."""
-    from medxlate.synth.volume import network_background, target_params, translation_modalities
+    from medxlate.synth.volume import (
+        network_background,
+        network_input,
+        target_params,
+        translation_modalities,
+    )
 
     src_mod, tgt_mod = translation_modalities(opts)
     norm = model.meta.normalisation
-    data = model.meta.data or {}
     config = dict(model.config)
     if getattr(opts, "source", None) is not None:
         config.update(source=opts.source, target=opts.target)
-    mask = body_mask(vol, modality=src_mod)
-    work = to_spacing(vol, data.get("spacing_mm"))
-    work_mask = (to_spacing(vol.with_array(mask.astype(np.float32)), data.get("spacing_mm"),
-                            order=0).array > 0.5)
-    raw_bg = CT_BACKGROUND_HU if src_mod == "CT" else 0.0
-    source = np.where(work_mask, work.array, raw_bg) if opts.mask else work.array
-    x, params = normalise(source, src_mod, norm, mask=work_mask)
-    if src_mod == "CT":
-        background = float(normalise_ct(np.float32(raw_bg), norm))
-    else:
-        background = float(normalise_mr(np.zeros(1, np.float32), norm, params,
-                                        np.zeros(1, bool))[0])
+    mask, work, work_mask, x, background = network_input(vol, model, src_mod, opts.mask)
     window = [int(n) for n in (config.get("patch_size") or config["volume_size"])]
     region = work_mask if opts.mask else np.ones(work_mask.shape, bool)
     start, size = crop_box(region, window, int(model.family.multiple(config)))
