@@ -159,7 +159,7 @@ SPECS = [
         default_sampler="ddim",
         samplers=("ddim",),
         entry="medxlate.models.mediffuse.controlnet:FAMILY",
-        weights=None,
+        weights="mediffuse-controlnet-demo.safetensors",
         default_config="demo",
         reference="Zhang, Rao & Agrawala, Adding Conditional Control to Text-to-Image "
                   "Diffusion Models, ICCV 2023; Mediffuse",
