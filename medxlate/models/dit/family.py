@@ -82,25 +82,11 @@ class DiTFamily:
 
     def training_step(self, nets, batch, ctx, config) -> dict[str, float]:
         dit, vae = nets["dit"], nets["vae"].eval()
-        diffusion = latent.diffusion_from(config)
         source, target = latent.source_target(batch, config)
         with torch.no_grad():
             z_src = vae.encode(source)
             z0 = vae.encode(target, generator=ctx.generator)
-        t = diffusion.sample_timesteps(z0.shape[0], device=ctx.device, generator=ctx.generator)
-        noise = torch.randn(z0.shape, generator=ctx.generator, device=ctx.device)
-
-        def model(x_t, t_model, cond):
-            with ctx.autocast():
-                return dit(x_t, t_model, cond).float()
-
-        terms = diffusion.training_losses(model, z0, t, z_src, noise, loss=config["loss"],
-                                          vlb_weight=float(config["vlb_weight"]),
-                                          nll_bin_width=float(config["nll_bin_width"]))
-        loss = terms["loss"].mean()
-        ctx.backward(loss)
-        ctx.step("dit")
-        return {k: float(v.detach().mean()) for k, v in terms.items()}
+        return latent.denoiser_step(dit, z0, z_src, ctx, config)
 
     @torch.no_grad()
     def translate(self, nets, source: torch.Tensor, *, config: dict[str, Any], sampler: str,

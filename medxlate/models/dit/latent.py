@@ -63,6 +63,26 @@ def source_target(batch: dict[str, torch.Tensor], config: dict[str, Any]):
     return batch[src], batch[tgt]
 
 
+def denoiser_step(dit, z0: torch.Tensor, cond, ctx, config: dict[str, Any]) -> dict[str, float]:
+    """One optimiser cycle of the latent denoiser ``dit`` (net name "dit") on clean latents
+    ``z0`` with conditioning ``cond``: eps MSE + VLB for the learned variance (DiT's hybrid
+    loss), t and noise drawn from ``ctx.generator``. Shared by dit and med-dit."""
+    diffusion = diffusion_from(config)
+    t = diffusion.sample_timesteps(z0.shape[0], device=ctx.device, generator=ctx.generator)
+    noise = torch.randn(z0.shape, generator=ctx.generator, device=ctx.device)
+
+    def model(x_t, t_model, c):
+        with ctx.autocast():
+            return dit(x_t, t_model, c).float()
+
+    terms = diffusion.training_losses(model, z0, t, cond, noise, loss=config["loss"],
+                                      vlb_weight=float(config["vlb_weight"]),
+                                      nll_bin_width=float(config["nll_bin_width"]))
+    ctx.backward(terms["loss"].mean())
+    ctx.step("dit")
+    return {k: float(v.detach().mean()) for k, v in terms.items()}
+
+
 @torch.no_grad()
 def sample_latents(denoiser, cond, shape, diffusion: GaussianDiffusion, *, sampler: str,
                    steps: int | None, eta: float, generator: torch.Generator | None,

@@ -139,21 +139,7 @@ class MedDiTFamily:
         cond = self.condition(nets, source, z_src)
         with torch.no_grad():
             z0 = vae.encode(target, generator=ctx.generator)
-        diffusion = latent.diffusion_from(config)
-        t = diffusion.sample_timesteps(z0.shape[0], device=ctx.device, generator=ctx.generator)
-        noise = torch.randn(z0.shape, generator=ctx.generator, device=ctx.device)
-
-        def model(x_t, t_model, c):
-            with ctx.autocast():
-                return nets["dit"](x_t, t_model, c).float()
-
-        terms = diffusion.training_losses(model, z0, t, cond, noise, loss=config["loss"],
-                                          vlb_weight=float(config["vlb_weight"]),
-                                          nll_bin_width=float(config["nll_bin_width"]))
-        loss = terms["loss"].mean()
-        ctx.backward(loss)
-        ctx.step("dit")
-        return {k: float(v.detach().mean()) for k, v in terms.items()}
+        return latent.denoiser_step(nets["dit"], z0, cond, ctx, config)
 
     @torch.no_grad()
     def translate(self, nets, source: torch.Tensor, *, config: dict[str, Any], sampler: str,
