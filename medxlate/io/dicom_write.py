@@ -46,22 +46,33 @@ def _lps_ordered(vol: Volume) -> Volume:
     return Volume(np.ascontiguousarray(array), affine, vol.modality, vol.meta)
 
 
-def _stored_values(vol: Volume) -> tuple[np.ndarray, float, float]:
-    """int16 pixels and (slope, intercept).
+def _rescale(vol: Volume) -> tuple[float, float]:
+    """(slope, intercept) of the int16 pixels, from one pass over the slices.
 
     CT (and "unknown", which is written as CT): HU rounded and clipped, slope 1. MR keeps
     slope 1 when its values are integers inside int16; otherwise a linear rescale spreads
-    [min, max] over the int16 range so that no contrast is lost.
+    [min, max] over the int16 range so that no contrast is lost. Slice by slice, so that a
+    large series never needs a float64 copy of the whole volume.
     """
-    data = vol.array.astype(np.float64)
-    if vol.modality != "MR" or (np.all(data == np.rint(data)) and data.min() >= INT16.min
-                                and data.max() <= INT16.max):
-        return np.clip(np.rint(data), INT16.min, INT16.max).astype(np.int16), 1.0, 0.0
-    low, high = float(data.min()), float(data.max())
+    if vol.modality != "MR":
+        return 1.0, 0.0
+    integral, low, high = True, np.inf, -np.inf
+    for k in range(vol.shape[2]):
+        plane = vol.array[:, :, k].astype(np.float64)
+        integral = integral and bool(np.all(plane == np.rint(plane)))
+        low, high = min(low, float(plane.min())), max(high, float(plane.max()))
+    if integral and low >= INT16.min and high <= INT16.max:
+        return 1.0, 0.0
     slope = (high - low) / (INT16.max - INT16.min) or 1.0
-    intercept = low - INT16.min * slope
-    stored = np.clip(np.rint((data - intercept) / slope), INT16.min, INT16.max)
-    return stored.astype(np.int16), slope, intercept
+    return slope, low - INT16.min * slope
+
+
+def _stored_slice(plane: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+    """One slice's int16 pixels: (value - intercept) / slope, rounded and clipped."""
+    data = plane.astype(np.float64)
+    if slope != 1.0 or intercept != 0.0:
+        data = (data - intercept) / slope
+    return np.clip(np.rint(data), INT16.min, INT16.max).astype(np.int16)
 
 
 def _base_dataset(vol: Volume, reference: Volume | None, description: str,
@@ -141,7 +152,7 @@ def write_dicom_series(vol: Volume, folder: Path | str, overwrite: bool = False,
     if bad:
         raise InputError(f"{bad} voxels are NaN/Inf; DICOM cannot store them")
     out = _lps_ordered(vol)
-    stored, slope, intercept = _stored_values(out)
+    slope, intercept = _rescale(out)
     lps = RAS_TO_LPS @ out.affine
     spacing = np.linalg.norm(lps[:3, :3], axis=0)
     row_cos, col_cos = lps[:3, 0] / spacing[0], lps[:3, 1] / spacing[1]
@@ -169,7 +180,8 @@ def write_dicom_series(vol: Volume, folder: Path | str, overwrite: bool = False,
             ds.RescaleSlope, ds.RescaleIntercept = _ds(slope), _ds(intercept)
             if ds.Modality == "CT":
                 ds.RescaleType = "HU"
-            ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).tobytes()
+            stored = _stored_slice(out.array[:, :, k], slope, intercept)
+            ds.PixelData = np.ascontiguousarray(stored.T).tobytes()
             ds.file_meta = _file_meta(ds)
             name = f"IM{k + 1:05d}.dcm"
             ds.save_as(tmp / name, enforce_file_format=True)
