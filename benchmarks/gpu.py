@@ -6,9 +6,15 @@ applies is ``torch.cuda.max_memory_allocated`` of that piece):
 1. ``matmul_peak``: bf16 (and TF32, fp32) matmul TFLOP/s of this GPU, measured here.
 2. ``generator_eval``: SynDiff's paper-config generator (NCSNpp, 256x256, 39.7 M params)
    evaluations/s at batch 1/16/64/128 in fp32, tf32, bf16 (autocast) and bf16+compile,
-   with TFLOP/s (FLOPs from torch.utils.flop_counter) and the fraction of the bf16 peak.
+   and at batch 1/16 in bf16+graphs (``torch.compile(mode="reduce-overhead")``: CUDA
+   graphs, where launch overhead matters), with TFLOP/s (FLOPs from
+   torch.utils.flop_counter) and the fraction of the bf16 peak.
 3. ``sampler``: the 4-step adversarial sampler's slices/s as synthesize runs it
-   (``family.translate`` under the ``--precision`` autocast, batch 64).
+   (``family.translate`` under the ``--precision`` autocast, batch 64), also with the
+   generator behind CUDA graphs (bf16+graphs). ``memory_format``: the pix2pix and ddpm
+   paper networks (random weights, 256x256, batch 16) in fp32 and bf16, NCHW against
+   channels_last, evaluations/s and the ratio (synth.transfer's policy: channels_last for
+   convolutional networks on CUDA under bf16/fp16).
 4. ``example_end_to_end``: examples/brain-000 through the whole synthesize pipeline with
    the shipped syndiff demo weights, fp32 and bf16: wall seconds, mean/max |HU| difference
    inside the body mask.
@@ -139,14 +145,16 @@ class Bench:
         for mode in self.args.modes.split(","):
             if mode == "tf32" and not self.cuda:
                 continue
+            graphs = mode == "bf16+graphs"
             if self.cuda:
                 torch.backends.cuda.matmul.allow_tf32 = mode == "tf32"
                 torch.backends.cudnn.allow_tf32 = mode == "tf32"
             net = g
             if mode == "bf16+compile":
                 if compiled is None:
-                    # fir_up/fir_down break the graph: every block and batch size compiles
-                    # its own piece, more than dynamo's default limit of 8 recompiles.
+                    # One graph per batch size (NCSN++ traces without graph breaks since
+                    # tests/models/test_ncsnpp_compile.py); a generous recompile limit
+                    # keeps a future graph break from silently falling back to eager.
                     import torch._dynamo as dynamo
 
                     for key in ("recompile_limit", "cache_size_limit"):
@@ -155,9 +163,12 @@ class Bench:
                     compiled = torch.compile(g, backend="eager" if self.tiny else "inductor",
                                              dynamic=False)
                 net = compiled
+            if graphs:  # CUDA graphs replay each batch size's kernels with one launch
+                net = (torch.compile(g, backend="eager", dynamic=False) if self.tiny
+                       else torch.compile(g, mode="reduce-overhead", dynamic=False))
             autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
                         if mode.startswith("bf16") else contextlib.nullcontext())
-            for batch in batches:
+            for batch in (batches[:2] if graphs else batches):
                 if self.over_budget("generator_eval"):
                     return
                 x = inputs(batch)
@@ -231,21 +242,75 @@ class Bench:
         size = config["slice_size"]
         batch = 4 if self.tiny else 64
         src = torch.rand(batch, 1, *size, device=self.device) * 2 - 1
-        for label in (("fp32", "bf16") if self.cuda or self.tiny else ("fp32",)):
-            policy = resolve_precision(label, self.device)
+        eager_nets = dict(model.nets)
+        for label in (("fp32", "bf16", "bf16+graphs") if self.cuda or self.tiny else ("fp32",)):
+            policy = resolve_precision(label.split("+")[0], self.device)
             gen = torch.Generator(device=self.device)
+            nets = eager_nets
+            if label.endswith("+graphs"):
+                nets = {k: (torch.compile(v, backend="eager", dynamic=False) if self.tiny
+                            else torch.compile(v, mode="reduce-overhead", dynamic=False))
+                        for k, v in eager_nets.items()}
             self.reset_peak()
 
-            def run(policy=policy, gen=gen):
+            def run(policy=policy, gen=gen, nets=nets):
                 gen.manual_seed(0)
                 with policy.context():
-                    model.family.translate(model.nets, src, config=config,
+                    model.family.translate(nets, src, config=config,
                                            sampler="adversarial", generator=gen)
-            s = self.timed(run, 2 if self.tiny else 5)
+            try:
+                s = self.timed(run, 2 if self.tiny else 5)
+            except Exception as exc:  # noqa: BLE001 - report and go on (e.g. graph capture)
+                emit({"figure": "sampler", "precision": label,
+                      "error": f"{type(exc).__name__}: {str(exc)[:200]}"})
+                continue
             emit({"figure": "sampler", "precision": label, "steps": 4, "batch": batch,
                   "slice": size, "slices_per_s": round(batch / s, 1),
                   "config": "tiny" if self.tiny else "paper",
                   "peak_mem_gib": self.peak_gib()})
+
+    def memory_format(self) -> None:
+        """pix2pix and ddpm paper networks, NCHW vs channels_last, fp32 and bf16."""
+        torch = self.torch
+        from medxlate.models.registry import get_spec
+
+        tiny = {"pix2pix": {"ngf": 4, "n_downs": 5, "slice_size": [32, 32]},
+                "ddpm": TINY_DDPM}
+        batch = 2 if self.tiny else 16
+        for name in ("pix2pix", "ddpm"):
+            spec = get_spec(name)
+            cfg = {**spec.config("paper"), **(tiny[name] if self.tiny else {}),
+                   "direction": "mri2ct", "context": 0}
+            family = spec.load_entry()
+            torch.manual_seed(0)
+            net = family.build(cfg)[next(iter(family.inference_nets(cfg)))].to(self.device)
+            net.eval()
+            size = cfg["slice_size"]
+            gen = torch.Generator().manual_seed(0)
+            x = torch.randn(batch, 1, *size, generator=gen).to(self.device)
+            args = (x,) if name == "pix2pix" else (
+                x, torch.randint(0, 1000, (batch,), generator=gen).to(self.device), x)
+            for label in ("fp32", "bf16"):
+                if self.over_budget("memory_format"):
+                    return
+                autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
+                            if label == "bf16" else contextlib.nullcontext())
+                seconds = {}
+                for fmt in ("contiguous", "channels_last"):
+                    mf = torch.channels_last if fmt == "channels_last" else \
+                        torch.contiguous_format
+                    net.to(memory_format=mf)
+                    xs = tuple(a.contiguous(memory_format=mf) if a.dim() == 4 else a
+                               for a in args)
+                    with torch.inference_mode(), autocast:
+                        seconds[fmt] = self.timed(lambda xs=xs, net=net: net(*xs),
+                                                  2 if self.tiny else 10)
+                emit({"figure": "memory_format", "model": name, "precision": label,
+                      "batch": batch, "slice": size,
+                      "contiguous_evals_per_s": round(batch / seconds["contiguous"], 2),
+                      "channels_last_evals_per_s": round(batch / seconds["channels_last"], 2),
+                      "channels_last_time_ratio": round(seconds["channels_last"]
+                                                        / seconds["contiguous"], 3)})
 
     def example(self, model) -> None:
         if self.over_budget("example_end_to_end"):
@@ -353,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--tiny", action="store_true", help="toy sizes (a CPU smoke run)")
     ap.add_argument("--budget", type=float, default=280.0, help="seconds")
-    ap.add_argument("--modes", default="fp32,tf32,bf16,bf16+compile",
+    ap.add_argument("--modes", default="fp32,tf32,bf16,bf16+compile,bf16+graphs",
                     help="generator_eval precisions (comma-separated)")
     args = ap.parse_args(argv)
     import torch
@@ -370,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     bench.generator(peaks)
     model, weights = bench.synth_model()
     bench.sampler()
+    bench.memory_format()
     bench.example(model)
     bench.cohort(weights)
     bench.train()

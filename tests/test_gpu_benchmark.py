@@ -34,8 +34,8 @@ def test_every_piece_runs_on_cpu_at_toy_sizes(capsys):
     assert _gpu_module().main(["--device", "cpu", "--tiny", "--modes", "fp32,bf16"]) == 0
     rows = _lines(capsys)
     figures = [r["figure"] for r in rows]
-    for figure in ("matmul_peak", "generator_eval", "sampler", "example_end_to_end",
-                   "cohort_pipeline_overhead", "train_steps", "total"):
+    for figure in ("matmul_peak", "generator_eval", "sampler", "memory_format",
+                   "example_end_to_end", "cohort_pipeline_overhead", "train_steps", "total"):
         assert figure in figures, figure
     evals = [r for r in rows if r["figure"] == "generator_eval"]
     assert {(r["mode"], r["batch"]) for r in evals} == {(m, b) for m in ("fp32", "bf16")
@@ -43,6 +43,12 @@ def test_every_piece_runs_on_cpu_at_toy_sizes(capsys):
     for r in evals:  # TFLOP/s = FLOPs per evaluation * evaluations/s, in the same row
         assert r["tflops"] == pytest.approx(r["gflop_per_eval"] * r["evals_per_s"] / 1e3,
                                             rel=0.05, abs=2e-3)
+    formats = [r for r in rows if r["figure"] == "memory_format"]
+    assert {(r["model"], r["precision"]) for r in formats} == {
+        (m, p) for m in ("pix2pix", "ddpm") for p in ("fp32", "bf16")}
+    for r in formats:  # the ratio is the inverse ratio of the evaluation rates
+        assert r["channels_last_time_ratio"] == pytest.approx(
+            r["contiguous_evals_per_s"] / r["channels_last_evals_per_s"], rel=0.02)
     cohort = next(r for r in rows if r["figure"] == "cohort_pipeline_overhead")
     assert cohort["volumes"] == 2 and 0 <= cohort["overhead"] < 1
     assert cohort["model_s"] <= cohort["wall_s"]

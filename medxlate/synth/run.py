@@ -68,6 +68,7 @@ class SynthesizeRequest:
     precision: str = "auto"  # auto, fp32, bf16, fp16 (see medxlate.synth.precision)
     compile: bool = False  # torch.compile the networks (eager fallback)
     overlap_io: bool = True  # cohorts: read ahead and write behind on threads (prefetch.py)
+    share_batches: bool = True  # cohorts of a noise-free 2D model: batches span volumes
 
 
 @dataclass
@@ -211,17 +212,50 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
                                              or c.problem else _prefetch(c, req, model, opts,
                                                                          fmt)))
         writer = Writer()
-    pending: dict[int, tuple[dict[str, Any], float]] = {}
+    from medxlate.synth.stream import TileStream, can_share
+
+    share = bool(cohort and req.share_batches and len(cases) > 1
+                 and can_share(model, model.config, req.samples))
+    stream = TileStream(model, opts, speed.precision, share=share,
+                        channels_last=speed.channels_last)
+    pending: dict[int, tuple[dict[str, Any], float]] = {}  # cases the writer thread holds
+    waiting: dict[int, tuple] = {}  # cases in the model stage (their tiles may wait)
+
+    def fail(rec: dict[str, Any], error: BaseException, where) -> None:
+        rec.update(status="failed", error=f"{type(error).__name__}: {error}",
+                   exit_code=exit_code_of(error))
+        if echo and not bars.plain:  # plain progress lines already say why
+            echo(f"{where}: failed: {error}")
 
     def written(done) -> None:
         """Finish the records of cases the writer thread has written (or failed to)."""
         for key, error in done:
             rec, t_start = pending.pop(key)
             if error is not None:
-                rec.update(status="failed", error=f"{type(error).__name__}: {error}",
-                           exit_code=exit_code_of(error))
-                if echo and not bars.plain:
-                    echo(f"{rec['input'] or rec['id']}: failed: {error}")
+                fail(rec, error, rec["input"] or rec["id"])
+            rec["seconds"] = round(time.time() - t_start, 3)
+            bars.case_done(rec)
+
+    def modelled(finished) -> None:
+        """Write (or hand to the writer) each case whose model stage has finished."""
+        for key, output in finished:
+            rec, t_start, case, finish_case, bar = waiting.pop(key)
+            bar.close()
+            try:
+                if isinstance(output, BaseException):
+                    raise output
+                info, write = finish_case(output)
+                rec.update(info)
+                if writer is not None:  # the writer thread finishes the record
+                    pending[key] = (rec, t_start)
+                    writer.submit(key, write)
+                    written(writer.poll())
+                    continue
+                write()
+            except (MedxlateError, Exception) as exc:  # one bad case never stops the cohort
+                if not cohort:
+                    raise
+                fail(rec, exc, case.source or case.subject)
             rec["seconds"] = round(time.time() - t_start, 3)
             bars.case_done(rec)
 
@@ -230,7 +264,8 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
         result.report = _report(req, model, sampler, direction, base_seed, result, started)
         result.report["seed_source"] = seed_source
         result.report["translation"] = {"source": source, "target": target}
-        result.report["speed"] = speed.report()
+        result.report["speed"] = {**speed.report(), "cross_volume_batches": share,
+                                  "model_calls": stream.calls}
         result.report["sampler"]["batch_size"] = speed.batch_size
         if req.report is not None:
             with atomic_path(req.report, overwrite=True) as tmp:
@@ -252,22 +287,23 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
             else:
                 torch.manual_seed(seed)
                 generator = torch.Generator(device=device).manual_seed(seed)
-                info, write = _one_case(case, req, model, opts, fmt, generator, bars, vol,
-                                        speed.precision)
-                record.update(info)
-                if writer is not None:  # the writer thread finishes the record
-                    pending[n] = (record, t0)
-                    result.cases.append(record)
-                    writer.submit(n, write)
-                    written(writer.poll())
-                    continue
-                write()
+                finish_case, bar, finished = _one_case(case, req, model, opts, fmt, generator,
+                                                       bars, vol, stream, n, speed.precision)
+                waiting[n] = (record, t0, case, finish_case, bar)
+                result.cases.append(record)
+                modelled(finished)
+                continue
         except KeyboardInterrupt as exc:  # Ctrl-C: report what was done and what was not
+            modelled(stream.flush(drop=n))  # earlier cases' waiting tiles: one short batch
             if writer is not None:  # finished volumes are still written
                 ahead.close()
                 written(writer.finish())
-            record.update(status="failed", error="interrupted", exit_code=130)
-            result.cases.append(record)
+            if not any(r is record for r in result.cases):
+                result.cases.append(record)
+                record.update(status="failed", error="interrupted", exit_code=130)
+            for rec, *_, bar in waiting.values():  # tiles lost with the interrupted batch
+                bar.close()
+                rec.update(status="failed", error="interrupted", exit_code=130)
             result.cases.extend({"id": c.subject or c.stem, "input": str(c.source or ""),
                                  "output": str(c.output), "status": NOT_STARTED}
                                 for c in cases[n + 1:])
@@ -277,14 +313,11 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
         except (MedxlateError, Exception) as exc:  # one bad case never stops the cohort
             if not cohort:
                 raise
-            record["status"] = "failed"
-            record["error"] = f"{type(exc).__name__}: {exc}"
-            record["exit_code"] = exit_code_of(exc)
-            if echo and not bars.plain:  # plain progress lines already say why
-                echo(f"{case.source or case.subject}: failed: {exc}")
+            fail(record, exc, case.source or case.subject)
         record["seconds"] = round(time.time() - t0, 3)
         result.cases.append(record)
         bars.case_done(record)
+    modelled(stream.flush())
     if writer is not None:
         ahead.close()
         written(writer.finish())
@@ -332,53 +365,73 @@ def _prefetch(case: Case, req: SynthesizeRequest, model, opts, fmt: str):
 
 
 def _one_case(case: Case, req: SynthesizeRequest, model, opts, fmt: str, generator,
-              bars, vol=None, precision=None) -> tuple[dict[str, Any], Any]:
-    """Translate one case; returns (record fields, the job that writes its outputs).
+              bars, vol, stage, key, precision=None):
+    """Start one case; returns ``(finish, bar, finished)``.
 
-    ``vol`` is the input as read, or ``(input, prepared)`` from :func:`_prefetch`; the
-    write job then also resamples the result back onto the input grid (finish_volume)."""
+    ``vol`` is the input as read, or ``(input, prepared)`` from :func:`_prefetch` (None:
+    read it here). A 2D/2.5D model's tiles go to ``stage`` (a
+    :class:`~medxlate.synth.stream.TileStream`), which may hold the last ones until the next
+    case fills their batch; a 3D model translates the volume here. ``finished`` lists the
+    ``(key, output or exception)`` of the cases whose model stage ended meanwhile (this one
+    among them unless its tiles wait); ``finish(output)`` gives this case's (record fields,
+    job that writes its outputs), the job resampling the result back onto the input grid
+    (finish_volume) first.
+    """
     import contextlib
 
     from medxlate.io.readers import write_volume
     from medxlate.synth.grid import file_affine, restore_orientation
-    from medxlate.synth.volume import finish_volume, run_model, synthesize_volume, volume_info
+    from medxlate.synth.volume import (
+        finish_volume,
+        prepare_volume,
+        synthesize_volume,
+        volume_info,
+    )
 
     prepared = None
     if isinstance(vol, tuple):
         vol, prepared = vol
     if vol is None:
         vol = _read_case(case, req, opts, fmt)
+    three_d = getattr(model.spec, "spatial_dims", "2d") == "3d"
+    if prepared is None and not three_d:
+        prepared = prepare_volume(vol, model, opts)
     bar = bars.slices(case.stem)
 
     def progress(n: int, total: int) -> None:
         bar.total = total
         bar.update(n)
 
+    def finish(output):
+        done = output if prepared is None else None
+        info = done[2] if done is not None else volume_info(prepared)
+
+        def write() -> None:
+            sct, std, _ = done if done is not None else finish_volume(prepared, output)
+            if fmt == "dicom":
+                reference = vol if vol.meta.get("format") == "dicom" else None
+                write_volume(sct, case.output, overwrite=req.overwrite, reference=reference,
+                             description=f"medxlate synthetic {sct.modality} "
+                                         f"({model.spec.name})")
+            else:
+                affine = file_affine(case.source)
+                write_volume(restore_orientation(sct, affine), case.output,
+                             overwrite=req.overwrite)
+            if std is not None and case.uncertainty is not None:
+                write_volume(restore_orientation(std, file_affine(case.source)),
+                             case.uncertainty, overwrite=req.overwrite)
+
+        return {"shape": list(vol.shape), "spacing_mm": list(vol.spacing), **info}, write
+
+    if not three_d:
+        return finish, bar, stage.add(key, prepared, generator, progress)
     try:
         with precision.context() if precision is not None else contextlib.nullcontext():
-            if prepared is None:
-                done = synthesize_volume(vol, model, opts, generator, progress=progress)
-            else:
-                output = run_model(prepared, model, opts, generator, progress=progress)
-    finally:
+            return finish, bar, [(key, synthesize_volume(vol, model, opts, generator,
+                                                         progress=progress))]
+    except BaseException:
         bar.close()
-    info = done[2] if prepared is None else volume_info(prepared)
-
-    def write() -> None:
-        sct, std, _ = done if prepared is None else finish_volume(prepared, output)
-        if fmt == "dicom":
-            reference = vol if vol.meta.get("format") == "dicom" else None
-            write_volume(sct, case.output, overwrite=req.overwrite, reference=reference,
-                         description=f"medxlate synthetic {sct.modality} ({model.spec.name})")
-        else:
-            affine = file_affine(case.source)
-            write_volume(restore_orientation(sct, affine), case.output,
-                         overwrite=req.overwrite)
-        if std is not None and case.uncertainty is not None:
-            write_volume(restore_orientation(std, file_affine(case.source)), case.uncertainty,
-                         overwrite=req.overwrite)
-
-    return {"shape": list(vol.shape), "spacing_mm": list(vol.spacing), **info}, write
+        raise
 
 
 def _report(req, model, sampler, direction, seed, result, started) -> dict[str, Any]:

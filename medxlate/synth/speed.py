@@ -1,8 +1,9 @@
 """Set a loaded model up for fast synthesis: precision, compilation, batch size.
 
 One call after the model is loaded, before the first case: resolves ``--precision``
-(:mod:`medxlate.synth.precision`), puts the networks behind ``torch.compile`` with an eager
-fallback (``--compile``), lets a CUDA batch that runs out of memory split itself, and
+(:mod:`medxlate.synth.precision`), puts convolutional networks in channels_last order where
+that policy says so (CUDA with bf16/fp16: :mod:`medxlate.synth.transfer`), then behind ``torch.compile`` with an
+eager fallback (``--compile``), lets a CUDA batch that runs out of memory split itself, and
 resolves ``--batch-size auto`` (:mod:`medxlate.synth.autobatch`).
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from medxlate.synth.autobatch import SplitOnOOM, auto_batch_size, parse_batch_size
 from medxlate.synth.precision import Precision, compile_nets, resolve_precision
+from medxlate.synth.transfer import channels_last_nets, use_channels_last
 
 
 @dataclass
@@ -25,10 +27,12 @@ class Speed:
     batch_note: str | None = None
     compiled: bool = False
     notes: list[str] = field(default_factory=list)
+    channels_last: bool = False
 
     def report(self) -> dict[str, Any]:
         return {"precision": self.precision.label, "batch_size": self.batch_size,
                 "batch_size_auto": self.batch_note, "compile": self.compiled,
+                "memory_format": "channels_last" if self.channels_last else "contiguous",
                 "notes": list(self.notes)}
 
 
@@ -57,6 +61,9 @@ def prepare(model, precision: str = "auto", compile: bool = False,
     policy = resolve_precision(precision, model.device, model.spec, model.family)
     if policy.note and precision != "fp32":
         note(f"note: --precision {precision}: {policy.note}")
+    nhwc = channels_last_nets(model.nets, model.device, policy)
+    if nhwc:  # before compile: the compiled graphs then see NHWC weights
+        use_channels_last(model.nets, nhwc)
     if compile:
         model.nets = compile_nets(model.nets, note=note)
     if getattr(model.device, "type", "cpu") == "cuda":
@@ -67,4 +74,4 @@ def prepare(model, precision: str = "auto", compile: bool = False,
         batch, batch_note = auto_batch_size(model, config or dict(model.config),
                                             sampler or model.spec.default_sampler, steps,
                                             policy)
-    return Speed(policy, int(batch), batch_note, bool(compile), notes)
+    return Speed(policy, int(batch), batch_note, bool(compile), notes, bool(nhwc))

@@ -198,32 +198,14 @@ def prepare_volume(vol: Volume, model, opts: SynthOptions) -> Prepared:
 
 def run_model(prep: Prepared, model, opts: SynthOptions, generator=None,
               progress: Callable[[int, int], Any] | None = None) -> ModelOutput:
-    """Batched ``family.translate`` over the planned tiles, blended on the working grid."""
-    import torch
+    """Batched ``family.translate`` over the planned tiles, blended on the working grid
+    (one volume's batches: :class:`medxlate.synth.stream.TileStream` without sharing)."""
+    from medxlate.synth.stream import TileStream
 
-    plan, slices_x, norm = prep.plan, prep.slices_x, model.meta.normalisation
-    total = np.zeros(slices_x.shape, np.float32)
-    total_std = np.zeros(slices_x.shape, np.float32) if opts.samples > 1 else None
-    weights = np.zeros(slices_x.shape, np.float32)
-    std_weights = np.zeros(slices_x.shape, np.float32)
-    device = model.device
-    for start in range(0, len(plan.tiles), opts.batch_size):
-        tiles = plan.tiles[start:start + opts.batch_size]
-        src = torch.from_numpy(plan.batch(slices_x, tiles, prep.background)).to(device)
-        draws = []
-        for _ in range(opts.samples):
-            out = model.family.translate(model.nets, src, config=prep.config,
-                                         sampler=opts.sampler, steps=opts.steps, eta=opts.eta,
-                                         generator=generator)
-            out = out[:, 0].float().cpu().numpy()
-            draws.append(denormalise(out, prep.tgt_mod, norm, prep.t_params))
-        draws = np.stack(draws)
-        plan.accumulate(total, weights, tiles, draws.mean(axis=0))
-        if total_std is not None:
-            plan.accumulate(total_std, std_weights, tiles, draws.std(axis=0))
-        if progress is not None:
-            progress(len(tiles), len(plan.tiles))
-    return ModelOutput(total, weights, total_std, std_weights)
+    ((_, output),) = TileStream(model, opts).add(None, prep, generator, progress)
+    if isinstance(output, BaseException):
+        raise output
+    return output
 
 
 def finish_volume(prep: Prepared, result: ModelOutput

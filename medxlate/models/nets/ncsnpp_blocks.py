@@ -83,7 +83,10 @@ class AdaptiveGroupNorm(nn.Module):
             h = F.group_norm(x, self.groups, gamma.reshape(-1), beta.reshape(-1), eps=1e-6)
         else:
             h = F.group_norm(x, self.groups, eps=1e-6)
-            h = torch.addcmul(beta, h, gamma, out=h)
+            if torch.compiler.is_compiling():  # dynamo cannot trace out= into an NHWC tensor
+                h = torch.addcmul(beta, h, gamma)  # (and inductor fuses it anyway)
+            else:
+                h = torch.addcmul(beta, h, gamma, out=h)
         return F.silu(h, inplace=True)
 
 
