@@ -145,8 +145,9 @@ class BlockE(nn.Module):       # Mixed_7b (average pool), Mixed_7c (max pool): 8
                           self.branch_pool(pooled)], 1)
 
 
-class InceptionV3(nn.Module):
-    """Images (B, 3, H, W) in [-1, 1] -> (pool3 features (B, 2048), logits (B, 1008))."""
+class InceptionStem(nn.Module):
+    """Inception-v3's first stages, up to Mixed_5d (the layout's names, so that their weights
+    load from the full file); ALDM's perceptual loss uses their features."""
 
     def __init__(self):
         super().__init__()
@@ -157,6 +158,20 @@ class InceptionV3(nn.Module):
         self.Conv2d_4a_3x3 = BasicConv2d(80, 192, 3)
         self.Mixed_5b, self.Mixed_5c, self.Mixed_5d = (BlockA(192, 32), BlockA(256, 64),
                                                        BlockA(288, 64))
+
+    def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """The outputs of Conv2d_2b, Conv2d_4a and Mixed_5d for images (B, 3, H, W)."""
+        a = _run(x, self.Conv2d_1a_3x3, self.Conv2d_2a_3x3, self.Conv2d_2b_3x3)
+        b = _run(F.max_pool2d(a, 3, stride=2), self.Conv2d_3b_1x1, self.Conv2d_4a_3x3)
+        c = _run(F.max_pool2d(b, 3, stride=2), self.Mixed_5b, self.Mixed_5c, self.Mixed_5d)
+        return [a, b, c]
+
+
+class InceptionV3(InceptionStem):
+    """Images (B, 3, H, W) in [-1, 1] -> (pool3 features (B, 2048), logits (B, 1008))."""
+
+    def __init__(self):
+        super().__init__()
         self.Mixed_6a = BlockB(288)
         self.Mixed_6b, self.Mixed_6c = BlockC(768, 128), BlockC(768, 160)
         self.Mixed_6d, self.Mixed_6e = BlockC(768, 160), BlockC(768, 192)
@@ -165,28 +180,31 @@ class InceptionV3(nn.Module):
         self.fc = nn.Linear(2048, 1008)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = _run(x, self.Conv2d_1a_3x3, self.Conv2d_2a_3x3, self.Conv2d_2b_3x3)
-        x = F.max_pool2d(x, 3, stride=2)
-        x = _run(x, self.Conv2d_3b_1x1, self.Conv2d_4a_3x3)
-        x = F.max_pool2d(x, 3, stride=2)
-        x = _run(x, self.Mixed_5b, self.Mixed_5c, self.Mixed_5d, self.Mixed_6a, self.Mixed_6b,
-                 self.Mixed_6c, self.Mixed_6d, self.Mixed_6e, self.Mixed_7a, self.Mixed_7b,
-                 self.Mixed_7c)
+        x = _run(self.stages(x)[-1], self.Mixed_6a, self.Mixed_6b, self.Mixed_6c,
+                 self.Mixed_6d, self.Mixed_6e, self.Mixed_7a, self.Mixed_7b, self.Mixed_7c)
         pool3 = x.mean(dim=(2, 3))
         # The Inception Score's reference code (Salimans et al. 2016) takes the softmax of
         # pool3 @ W without the bias; torch-fidelity calls these "logits_unbiased".
         return pool3, pool3 @ self.fc.weight.T
 
 
-def load_inception(path: Path | str, device="cpu") -> InceptionV3:
-    """An :class:`InceptionV3` with the weights of ``path`` (.pth state dict or safetensors).
+#: The top-level module names of the layout (a file with any other name is not Inception-v3).
+_NAMES = frozenset({"Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "Conv2d_3b_1x1",
+                    "Conv2d_4a_3x3", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a",
+                    "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7a", "Mixed_7b",
+                    "Mixed_7c", "fc"})
+
+
+def read_state(path: Path | str, label: str = "--inception") -> dict[str, torch.Tensor]:
+    """The tensors of an Inception-v3 weights file (.pth state dict or safetensors), without
+    BatchNorm's ``num_batches_tracked`` counters; ``label`` names the option in errors.
 
     Raises:
-        InputError: missing file, or a state dict of another layout.
+        InputError: missing or unreadable file, or not a state dict.
     """
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"--inception {path}: file not found (pass the Inception-v3 weights "
+        raise InputError(f"{label} {path}: file not found (pass the Inception-v3 weights "
                          "of pytorch-fid or torch-fidelity; medxlate never downloads them)")
     try:
         if path.suffix == ".safetensors":
@@ -196,16 +214,33 @@ def load_inception(path: Path | str, device="cpu") -> InceptionV3:
         else:
             state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickle, zip and safetensors errors differ
-        raise InputError(f"--inception {path}: not a readable weights file ({exc})") from exc
+        raise InputError(f"{label} {path}: not a readable weights file ({exc})") from exc
     if not isinstance(state, dict):
-        raise InputError(f"--inception {path}: expected a state dict")
-    state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    net = InceptionV3()
-    missing, unexpected = net.load_state_dict(state, strict=False)
+        raise InputError(f"{label} {path}: expected a state dict")
+    return {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
+
+
+def load_into(net: nn.Module, state: dict[str, torch.Tensor], path, label: str) -> None:
+    """Load ``state`` into ``net`` (which may be a leading part of Inception-v3: the
+    file's other tensors are ignored); an InputError when a tensor of ``net`` is missing."""
+    own = set(net.state_dict())
+    missing, unexpected = net.load_state_dict({k: v for k, v in state.items() if k in own},
+                                              strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
-    if missing or unexpected:
-        raise InputError(f"--inception {path}: not the pytorch-fid/torch-fidelity Inception-v3 "
-                         f"layout (missing {missing[:2]}, unexpected {unexpected[:2]})")
+    extra = [k for k in state if k not in own and k.split(".")[0] not in _NAMES]
+    if missing or unexpected or extra:
+        raise InputError(f"{label} {path}: not the pytorch-fid/torch-fidelity Inception-v3 "
+                         f"layout (missing {missing[:2]}, unexpected {(unexpected + extra)[:2]})")
+
+
+def load_inception(path: Path | str, device="cpu") -> InceptionV3:
+    """An :class:`InceptionV3` with the weights of ``path`` (.pth state dict or safetensors).
+
+    Raises:
+        InputError: missing file, or a state dict of another layout.
+    """
+    net = InceptionV3()
+    load_into(net, read_state(path), path, "--inception")
     return net.to(device).eval()
 
 

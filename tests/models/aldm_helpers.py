@@ -19,7 +19,7 @@ TINY_ALDM = {"volume_size": [16, 16, 16], "vq_channels": [4, 8, 8], "vq_res_laye
              "diffusion_steps": 20, "ddim_steps": 4, "batch_size": 2, "ema": 0.9,
              "stage_steps": {"autoencoder": 2, "spade": 2}, "steps": 6,
              "checkpoint_every": 2, "log_every": 1, "progress": False,
-             "grad_checkpointing": True}
+             "grad_checkpointing": True, "adversarial_weight": 0.1, "adversarial_start": 0}
 
 
 def make_volume_dataset(root: Path, n_subjects: int = 2, size: int = 16, seed: int = 0) -> Path:

@@ -67,3 +67,44 @@ def test_ms_spade_normalises_each_sample_and_channel_then_applies_its_heads():
             assert out[i, c].mean() == pytest.approx(beta, abs=1e-4)
             assert out[i, c].std() == pytest.approx(gamma, rel=1e-3)
     del b
+
+
+def test_the_ldm_diffuses_latents_times_latent_scale():
+    """With latent_scale s the UNet sees s * z_src^tar beside z_t, and what the sampler ends
+    on is divided by s before decoding. Oracle: DDIM (eta 0) with eps == 0 keeps
+    x0 = z_T / sqrt(alpha_bar[t_first]) at every step."""
+    from medxlate.models.aldm import CONFIGS
+    from medxlate.models.aldm.family import FAMILY, diffusion_from
+    from tests.models.aldm_helpers import TINY_ALDM
+
+    config = {**CONFIGS["demo"], **TINY_ALDM, "latent_scale": 4.0, "target": "ct"}
+    torch.manual_seed(0)
+    nets = {k: v.eval() for k, v in FAMILY.build(config).items()}
+    with torch.no_grad():
+        for p in nets["unet"].parameters():
+            p.zero_()                                  # eps_theta == 0
+    seen, decoded = {}, {}
+    def record(_module, args, _out):
+        seen.setdefault("x_t", args)               # the first call: t = t_first
+
+    nets["unet"].register_forward_hook(record)
+    decode = nets["vqvae"].decode_stage_2_outputs
+
+    def decode_and_record(z):
+        decoded["z"] = z
+        return decode(z)
+
+    nets["vqvae"].decode_stage_2_outputs = decode_and_record
+    source = torch.rand(1, 1, 16, 16, 16) * 2 - 1
+    FAMILY.translate(nets, source, config=config, sampler="ddim", steps=3, eta=0.0,
+                     generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        z_src = nets["vqvae"].encode_stage_2_inputs(source)
+        want_cond = 4.0 * nets["spade"](z_src, torch.tensor([1]))
+    x, t = seen["x_t"][0], seen["x_t"][1]
+    c = int(config["embedding_dim"])
+    torch.testing.assert_close(x[:, c:], want_cond, rtol=0, atol=1e-6)
+    z_T = torch.randn(z_src.shape, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(x[:, :c], z_T, rtol=0, atol=0)
+    ab = float(diffusion_from(config).alphas_cumprod[int(t[0])])
+    torch.testing.assert_close(decoded["z"], z_T / np.sqrt(ab) / 4.0, rtol=1e-5, atol=1e-6)

@@ -73,6 +73,17 @@ def _adversarial(config) -> bool:
     return float(config["adversarial_weight"]) > 0
 
 
+def _scale(config) -> float:
+    """The factor the LDM's latents carry (1.0 for checkpoints written before the key)."""
+    return float(config.get("latent_scale", 1.0))
+
+
+def _perceptual(config) -> bool:
+    """The perceptual term is on, and the run trains the autoencoder."""
+    return (float(config.get("perceptual_weight", 0.0)) > 0
+            and config.get("stage") in (None, "autoencoder"))
+
+
 def _hinge_d(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     return 0.5 * (F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean())
 
@@ -134,20 +145,31 @@ class ALDMFamily:
         from medxlate.weights import load_checkpoint
 
         stage, path = config.get("stage"), config.get("init_from")
+        updates, states = {}, {}
+        if _perceptual(config):
+            if not config.get("perceptual"):
+                raise UsageError("perceptual_weight > 0 needs --set perceptual=PATH: a local "
+                                 "Inception-v3 weights file (pytorch-fid/torch-fidelity "
+                                 "layout; medxlate never downloads it)")
+            from medxlate.models.aldm.perceptual import load_features
+
+            updates["perceptual"] = str(config["perceptual"])
+            states["perceptual"] = load_features(config["perceptual"])
         if not path:
             if stage in ("spade", "ldm"):
                 raise UsageError(f"--stage {stage} trains on a frozen "
                                  f"{' and '.join(_BEFORE[stage])}: pass --set init_from="
                                  "RUN/model.safetensors of an earlier aldm run (or run all "
                                  "stages: no --stage)")
-            return {}, {}
+            return updates, states
         tensors, meta = load_checkpoint(path)
         if meta.model != "aldm":
             raise WeightsError(f"init_from={path}: a {meta.model!r} checkpoint, not aldm")
         names = _BEFORE[stage] if stage else ("vqvae", "spade", "unet")
-        states = {n: {k[len(n) + 1:]: v for k, v in tensors.items() if k.startswith(n + ".")}
-                  for n in names}
-        return {"init_from": str(path)}, {n: st for n, st in states.items() if st}
+        read = {n: {k[len(n) + 1:]: v for k, v in tensors.items() if k.startswith(n + ".")}
+                for n in names}
+        states.update({n: st for n, st in read.items() if st})
+        return {**updates, "init_from": str(path)}, states
 
     def translations(self, config: dict[str, Any]) -> list[tuple[str, str]]:
         """Every (source, target) this checkpoint learned, its config's own pair first."""
@@ -163,6 +185,10 @@ class ALDMFamily:
                 "unet": build_unet(config)}
         if _adversarial(config):
             nets["disc"] = build_discriminator(config)      # trained, never shipped
+        if _perceptual(config):                              # frozen, never shipped
+            from medxlate.models.aldm.perceptual import InceptionFeatures
+
+            nets["perceptual"] = InceptionFeatures().eval().requires_grad_(False)
         return nets
 
     def inference_nets(self, config: dict[str, Any]) -> list[str]:
@@ -202,6 +228,7 @@ class ALDMFamily:
         diffusion = diffusion_from(config)
         t = diffusion.sample_timesteps(z_tar.shape[0], device=ctx.device,
                                        generator=ctx.generator)
+        z_tar = z_tar * _scale(config)
         noise = torch.randn(z_tar.shape, generator=ctx.generator, device=ctx.device)
         z_t = diffusion.q_sample(z_tar, t, noise)
         with ctx.autocast():
@@ -231,6 +258,15 @@ class ALDMFamily:
                 * q_loss.float() + float(config["cycle_weight"]) * cycle)
         out = {"recon_l1": float(rec.detach()), "codebook": float(q_loss.detach()),
                "cycle": float(cycle.detach())}
+        if "perceptual" in nets:
+            from medxlate.models.aldm.perceptual import perceptual_25d
+
+            with ctx.autocast():
+                p_loss = perceptual_25d(nets["perceptual"].eval(), recon, x,
+                                        float(config["perceptual_slices"]),
+                                        ctx.generator).float()
+            loss = loss + float(config["perceptual_weight"]) * p_loss
+            out["perceptual"] = float(p_loss.detach())
         if use_adv:
             disc = nets["disc"]
             disc.requires_grad_(False)
@@ -253,10 +289,11 @@ class ALDMFamily:
     # -- conditioning and sampling -----------------------------------------------------------
     def condition(self, nets, z_src: torch.Tensor, index: torch.Tensor, config,
                   spade=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """The latents concatenated to z_t: z_src^tar (Eq. 2), or (z_src, z_src^tar)."""
+        """The latents concatenated to z_t: z_src^tar (Eq. 2), or (z_src, z_src^tar), in the
+        diffusion's latent scale (``latent_scale`` times the autoencoder's)."""
         z_src_tar = (spade or nets["spade"])(z_src, index)
         parts = [z_src_tar] if config["ldm_concat"] == "src_tar" else [z_src, z_src_tar]
-        return torch.cat(parts, dim=1), index
+        return torch.cat(parts, dim=1) * _scale(config), index
 
     @staticmethod
     def denoise(unet, z_t, t, cond, config) -> torch.Tensor:
@@ -297,6 +334,7 @@ class ALDMFamily:
                 diffusion_from(config), cond=cond, generator=generator, callback=callback,
                 **kwargs)
         del spade
+        z0 = z0 / _scale(config)
         return vq.decode_stage_2_outputs(z0).float().clamp(-1.0, 1.0)
 
 
