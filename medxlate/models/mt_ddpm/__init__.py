@@ -50,7 +50,9 @@ CONFIGS = {
               "channel_mult": [1, 2, 4, 8], "batch_size": 4, "steps": 200000,
               "ema": 0.9999, "lr_schedule": "constant", "checkpoint_every": 5000,
               "val_every": 5000, "val_sampler": "ddim", "val_steps": 50},
-    # CPU-sized (0.3 M parameters, 6.0 GFLOP per forward pass of 8 slices): 64x64 crops,
+    # CPU-sized (0.3 M parameters, 6.0 GFLOP per forward pass of 8 slices): 64x64 slices
+    # (the shipped demo: whole slices of a 4 mm dataset, where a head fits, so synthesize runs
+    # whole slices; larger slices are trained on random 64x64 crops and run as blended tiles),
     # widths 16/32/32, 16 channels per head, 8x8 windows at every level (the 16 px
     # bottleneck has 2x2 windows shifted by 4), two residual convolution structures per
     # section instead of three, to train in minutes on a CPU. T=4000 cosine, learned range and
