@@ -65,6 +65,32 @@ def prompt_states(nets, prompts: list[str], config: dict[str, Any], device) -> t
                           int(config["max_length"]), device)
 
 
+def training_prompts(nets, words: dict[str, str], flip: torch.Tensor, drop: torch.Tensor,
+                     config: dict[str, Any], device) -> torch.Tensor:
+    """Per example: the text states of its direction's prompt (``words[direction]``, or the
+    reverse one where ``flip``), or of the empty prompt where ``drop`` (classifier-free
+    guidance's conditioning dropout)."""
+    text = prompt_states(nets, [words[config["direction"]], words[reverse(config["direction"])],
+                                ""], config, device)
+    c_text = torch.where(flip[:, None, None], text[1:2], text[0:1])
+    return torch.where(drop[:, None, None], text[2:3], c_text)
+
+
+def step_denoiser(ctx, pred: torch.Tensor, goal: torch.Tensor, vae_loss, trained: list[str]
+                  ) -> dict[str, float]:
+    """The denoising MSE (plus the autoencoder's loss when it trains), one backward, and a
+    step of each optimiser in ``trained`` (and ``vae``); returns the logged losses."""
+    loss = F.mse_loss(pred.float(), goal.float())
+    ctx.backward(loss if vae_loss is None else loss + vae_loss)
+    for name in trained:
+        ctx.step(name)
+    logs = {"loss": float(loss.detach())}
+    if vae_loss is not None:
+        ctx.step("vae")
+        logs["vae"] = float(vae_loss.detach())
+    return logs
+
+
 def vae_step(vae: nn.Module, target: torch.Tensor, config: dict[str, Any], ctx):
     """Latents of ``target`` and, when the autoencoder trains (from scratch), its loss.
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from medxlate.models.mediffuse.common import (
@@ -27,8 +26,9 @@ from medxlate.models.mediffuse.common import (
     eval_mode,
     noised,
     prompt_states,
-    reverse,
     source_target,
+    step_denoiser,
+    training_prompts,
     translations,
     vae_step,
 )
@@ -134,27 +134,14 @@ class ControlNetFamily:
         b = source.shape[0]
         control = self.source_edges(batch, source, flip, config).expand(-1, 3, -1, -1)
         z0, vae_loss = vae_step(nets["vae"], target, config, ctx)
-        words = config["prompt"]
-        text = prompt_states(nets, [words[config["direction"]],
-                                    words[reverse(config["direction"])], ""], config, ctx.device)
         u = torch.rand(b, generator=ctx.generator, device=ctx.device)
         drop = u < float(config["text_dropout"])
-        c_text = torch.where(flip[:, None, None], text[1:2], text[0:1])
-        c_text = torch.where(drop[:, None, None], text[2:3], c_text)
+        c_text = training_prompts(nets, config["prompt"], flip, drop, config, ctx.device)
         zt, t, goal = noised(z0, config, ctx.generator)
         with ctx.autocast():
             pred = self.denoise(nets, zt, t, c_text, control)
-        loss = F.mse_loss(pred.float(), goal.float())
-        total = loss if vae_loss is None else loss + vae_loss
-        ctx.backward(total)
-        ctx.step("controlnet")
-        if config.get("train_unet"):
-            ctx.step("unet")
-        logs = {"loss": float(loss.detach())}
-        if vae_loss is not None:
-            ctx.step("vae")
-            logs["vae"] = float(vae_loss.detach())
-        return logs
+        return step_denoiser(ctx, pred, goal, vae_loss,
+                             ["controlnet"] + (["unet"] if config.get("train_unet") else []))
 
     @torch.no_grad()
     def translate(self, nets, source: torch.Tensor, *, config: dict[str, Any],

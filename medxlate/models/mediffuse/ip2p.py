@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from medxlate.models.mediffuse.common import (
@@ -23,8 +22,9 @@ from medxlate.models.mediffuse.common import (
     image_latents,
     noised,
     prompt_states,
-    reverse,
     source_target,
+    step_denoiser,
+    training_prompts,
     translations,
     vae_step,
 )
@@ -78,26 +78,15 @@ class InstructPix2Pix:
         z0, vae_loss = vae_step(nets["vae"], target, config, ctx)
         with torch.no_grad(), ctx.autocast():
             c_image = image_latents(nets["vae"], source).float()
-        words = config["instruction"]
-        text = prompt_states(nets, [words[config["direction"]],
-                                    words[reverse(config["direction"])], ""], config, ctx.device)
         u = torch.rand(b, generator=ctx.generator, device=ctx.device)
         drop_text, drop_image = ip2p_dropout_masks(u, float(config["conditioning_dropout"]))
-        c_text = torch.where(flip[:, None, None], text[1:2], text[0:1])
-        c_text = torch.where(drop_text[:, None, None], text[2:3], c_text)
+        c_text = training_prompts(nets, config["instruction"], flip, drop_text, config,
+                                  ctx.device)
         c_image = c_image * (~drop_image).float()[:, None, None, None]
         zt, t, goal = noised(z0, config, ctx.generator)
         with ctx.autocast():
             pred = nets["unet"](torch.cat([zt, c_image], 1), t, c_text).sample
-        loss = F.mse_loss(pred.float(), goal.float())
-        total = loss if vae_loss is None else loss + vae_loss
-        ctx.backward(total)
-        ctx.step("unet")
-        logs = {"loss": float(loss.detach())}
-        if vae_loss is not None:
-            ctx.step("vae")
-            logs["vae"] = float(vae_loss.detach())
-        return logs
+        return step_denoiser(ctx, pred, goal, vae_loss, ["unet"])
 
     @torch.no_grad()
     def translate(self, nets, source: torch.Tensor, *, config: dict[str, Any],
