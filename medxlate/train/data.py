@@ -108,13 +108,7 @@ class SliceData(torch.utils.data.Dataset):
             value = self._centre_only(centre, name)
             if value is not None:
                 sample[name] = value
-        if self.crop is not None:
-            sample = self._crop(sample, aug_seed)
-        if self.options is not None:
-            rng = np.random.default_rng(aug_seed)
-            sample = augment_sample(sample, rng, self.options, self.mr_is_source,
-                                    self.lr_dim, self.ap_dim)
-        return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sample.items()}
+        return self._finish(sample, aug_seed, self.mr_is_source)
 
     def _target_only(self, centre: Centre, aug_seed: int) -> dict[str, torch.Tensor]:
         """An unconditional sample: the target stack and its slice's mask/edges only."""
@@ -123,11 +117,17 @@ class SliceData(torch.utils.data.Dataset):
             value = self._centre_only(centre, name)
             if value is not None:
                 sample[name] = value
+        return self._finish(sample, aug_seed, False)
+
+    def _finish(self, sample: dict[str, np.ndarray], aug_seed: int,
+                mr_is_source: bool) -> dict[str, torch.Tensor]:
+        """Crop and augment a sample (both seeded by ``aug_seed``); arrays -> tensors."""
         if self.crop is not None:
             sample = self._crop(sample, aug_seed)
         if self.options is not None:
             rng = np.random.default_rng(aug_seed)
-            sample = augment_sample(sample, rng, self.options, False, self.lr_dim, self.ap_dim)
+            sample = augment_sample(sample, rng, self.options, mr_is_source, self.lr_dim,
+                                    self.ap_dim)
         return {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in sample.items()}
 
     def _crop(self, sample: dict[str, np.ndarray], aug_seed: int) -> dict[str, np.ndarray]:

@@ -92,18 +92,10 @@ class DiTFamily:
     def translate(self, nets, source: torch.Tensor, *, config: dict[str, Any], sampler: str,
                   steps: int | None, eta: float, generator: torch.Generator | None,
                   callback=None) -> torch.Tensor:
-        dit, vae = nets["dit"], nets["vae"]
-        was_training = dit.training
-        dit.eval()
-        try:
-            z_src = vae.encode(source[:, source.shape[1] // 2:][:, :1])
-            z0 = latent.sample_latents(dit, z_src, z_src.shape, latent.diffusion_from(config),
-                                       sampler=sampler, steps=steps, eta=eta,
-                                       generator=generator, callback=callback,
-                                       device=source.device)
-            return vae.decode(z0).clamp(-1.0, 1.0)
-        finally:
-            dit.train(was_training)
+        return latent.translate_slices(nets["dit"], nets["vae"], source,
+                                       lambda _centre, z_src: z_src, config, sampler=sampler,
+                                       steps=steps, eta=eta, generator=generator,
+                                       callback=callback)
 
 
 FAMILY = DiTFamily()

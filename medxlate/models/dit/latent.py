@@ -93,3 +93,23 @@ def sample_latents(denoiser, cond, shape, diffusion: GaussianDiffusion, *, sampl
     x_T = torch.randn(shape, generator=generator, device=noise_device).to(device)
     return fn(lambda x, t, c: denoiser(x, t, c).float(), x_T, diffusion, cond=cond,
               generator=generator, callback=callback, **kwargs)
+
+
+@torch.no_grad()
+def translate_slices(dit, vae, source: torch.Tensor, condition, config: dict[str, Any], *,
+                     sampler: str, steps: int | None, eta: float,
+                     generator: torch.Generator | None, callback=None) -> torch.Tensor:
+    """Source stacks (B, C, H, W) -> target slices in [-1, 1]: the centre slice's latent
+    z_src, the DiT's condition ``condition(centre, z_src)``, a sampler run in latent space
+    (the DiT in eval mode, restored after) and the VAE's decoding."""
+    was_training = dit.training
+    dit.eval()
+    try:
+        centre = source[:, source.shape[1] // 2:][:, :1]
+        z_src = vae.encode(centre)
+        z0 = sample_latents(dit, condition(centre, z_src), z_src.shape, diffusion_from(config),
+                            sampler=sampler, steps=steps, eta=eta, generator=generator,
+                            callback=callback, device=source.device)
+        return vae.decode(z0).clamp(-1.0, 1.0)
+    finally:
+        dit.train(was_training)

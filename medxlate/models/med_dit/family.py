@@ -145,21 +145,11 @@ class MedDiTFamily:
     def translate(self, nets, source: torch.Tensor, *, config: dict[str, Any], sampler: str,
                   steps: int | None, eta: float, generator: torch.Generator | None,
                   callback=None) -> torch.Tensor:
-        dit, vae = nets["dit"], nets["vae"]
-        was_training = dit.training
-        dit.eval()
         nets["embedder"].eval()
-        try:
-            centre = source[:, source.shape[1] // 2:][:, :1]
-            z_src = vae.encode(centre)
-            cond = self.condition(nets, centre, z_src)
-            z0 = latent.sample_latents(dit, cond, z_src.shape, latent.diffusion_from(config),
-                                       sampler=sampler, steps=steps, eta=eta,
-                                       generator=generator, callback=callback,
-                                       device=source.device)
-            return vae.decode(z0).clamp(-1.0, 1.0)
-        finally:
-            dit.train(was_training)
+        return latent.translate_slices(
+            nets["dit"], nets["vae"], source,
+            lambda centre, z_src: self.condition(nets, centre, z_src), config,
+            sampler=sampler, steps=steps, eta=eta, generator=generator, callback=callback)
 
 
 FAMILY = MedDiTFamily()
