@@ -43,6 +43,16 @@ def check_writable(path: Path, overwrite: bool, folder_check: FolderCheck | None
         raise OutputError(f"output folder {parent} is not writable")
 
 
+def refuse_foreign(folder: Path, foreign: list[str], writer: str, hint: str) -> None:
+    """The ``folder_check`` verdict: OutputError (exit 4) naming up to three of the
+    ``foreign`` entries (those ``writer`` did not write) when there are any."""
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3
+                                          else "")
+        raise OutputError(f"{folder} holds {shown}, which {writer} did not write; not "
+                          f"replacing it ({hint})")
+
+
 def _default_file_mode() -> int:
     """0o666 less the process umask: the mode open() gives a new file."""
     mask = os.umask(0)

@@ -21,7 +21,7 @@ from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, ExplicitVRLittleEndian, gene
 
 from medxlate import __version__
 from medxlate.errors import InputError, OutputError, UsageError
-from medxlate.io.atomic import atomic_path
+from medxlate.io.atomic import atomic_path, refuse_foreign
 from medxlate.io.volume import Volume
 
 _SLICE_NAME = re.compile(r"^IM\d{5}\.dcm$")  # the file names write_dicom_series gives
@@ -229,12 +229,8 @@ def check_own_series(folder: Path) -> None:
 
     ``--overwrite`` replaces such a series; it never deletes anything else.
     """
-    foreign = foreign_entries(folder)
-    if foreign:
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3
-                                          else "")
-        raise OutputError(f"{folder} holds {shown}, which medxlate did not write; not "
-                          "replacing it (move those away or choose another output folder)")
+    refuse_foreign(folder, foreign_entries(folder), "medxlate",
+                   "move those away or choose another output folder")
 
 
 def _ds(value: float) -> str:

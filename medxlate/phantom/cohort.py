@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from medxlate.errors import OutputError
-from medxlate.io.atomic import atomic_path, check_writable
+from medxlate.io.atomic import atomic_path, check_writable, refuse_foreign
 from medxlate.io.nifti import write_nifti
 from medxlate.io.volume import Volume
 from medxlate.phantom.subject import PhantomConfig, Subject, make_subject, subject_id
@@ -68,12 +68,8 @@ def foreign_in_subject(folder: Path) -> list[str]:
 def check_own_subject(folder: Path) -> None:
     """folder_check for ``--overwrite``: replace a subject folder only when everything in it
     is a file phantom writes; OutputError (exit 4) naming the others otherwise."""
-    foreign = foreign_in_subject(folder)
-    if foreign:
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3
-                                          else "")
-        raise OutputError(f"{folder} holds {shown}, which medxlate phantom did not write; not "
-                          "replacing it (move those away or choose another --out)")
+    refuse_foreign(folder, foreign_in_subject(folder), "medxlate phantom",
+                   "move those away or choose another --out")
 
 
 def _alias(src: Path, dst: Path) -> None:
