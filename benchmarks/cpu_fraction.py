@@ -30,22 +30,19 @@ import argparse
 import copy
 import json
 import math
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cpu_peak import matmul_gflops
 
 
 def matmul_peak(repeats: int = 3) -> float:
     """Best float32 GFLOP/s (per CPU second) of square matmuls: the practical peak."""
-    best = 0.0
-    for n in (1024, 2048):
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        a @ b
-        for _ in range(repeats):
-            c0 = time.process_time()
-            a @ b
-            best = max(best, 2 * n ** 3 / max(time.process_time() - c0, 1e-9) / 1e9)
-    return best
+    return matmul_gflops((1024, 2048), repeats, time.process_time)
 
 
 def count_flops(fn, *args) -> int:

@@ -19,23 +19,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cpu_peak import matmul_gflops
 
 
 def matmul_peak(repeats: int = 3) -> float:
     """Best float32 GFLOP/s of square matmuls (1024-3072) per second of this process's CPU
     time: the machine's practical peak for the threads we get."""
-    best = 0.0
-    for n in (1024, 2048, 3072):
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        a @ b
-        for _ in range(repeats):
-            c0 = time.process_time()
-            a @ b
-            best = max(best, 2 * n ** 3 / max(time.process_time() - c0, 1e-9) / 1e9)
-    return best * torch.get_num_threads()
+    return matmul_gflops(repeats=repeats, clock=time.process_time) * torch.get_num_threads()
 
 
 def count_flops(net, *args) -> int:

@@ -29,7 +29,9 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,6 +40,9 @@ import torch.nn.functional as F
 from medxlate.models.nets.cpu_memory import keep_freed_memory
 from medxlate.models.nets.ncsnpp import NCSNpp, NCSNppConfig, layout
 from medxlate.models.nets.ncsnpp_blocks import timestep_embedding
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cpu_peak import matmul_gflops
 
 
 # -- the reference-style forward pass (benchmark only) --------------------------------------
@@ -141,15 +146,7 @@ def one_slice_chunks(g: NCSNpp, x, t, z):
 
 # -- measurement -----------------------------------------------------------------------------
 def matmul_peak(repeats: int = 3) -> float:
-    best = 0.0
-    for n in (1024, 2048, 3072):
-        a, b = torch.randn(n, n), torch.randn(n, n)
-        a @ b
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            a @ b
-            best = max(best, 2 * n ** 3 / (time.perf_counter() - t0) / 1e9)
-    return best
+    return matmul_gflops(repeats=repeats)
 
 
 def flops(fn, *args) -> int:
