@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from medxlate.diffusion import noise as rng
 from medxlate.errors import UsageError
 
 # What steps=None means (None = the whole chain); a default never exceeds the chain.
@@ -48,9 +49,10 @@ def parse_steps(value) -> int | str | None:
     return int(parts[0]) if len(parts) == 1 else ",".join(str(int(p)) for p in parts)
 
 
-def randn_like(x: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
-    """Standard normal noise shaped like x, drawn from ``generator`` on x's device."""
-    return torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
+def randn_like(x: torch.Tensor, generator) -> torch.Tensor:
+    """Standard normal noise shaped like x on x's device, from ``generator`` (a
+    torch.Generator, a :class:`~medxlate.diffusion.noise.PerSample` or None)."""
+    return rng.randn(x.shape, generator, device=x.device, dtype=x.dtype)
 
 
 def index(i: int, x: torch.Tensor) -> torch.Tensor:

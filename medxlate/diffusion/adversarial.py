@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from medxlate.diffusion import noise as rng
 from medxlate.diffusion._common import check_eta, check_steps, index
 from medxlate.diffusion.schedules import VPSchedule
 from medxlate.errors import UsageError
@@ -35,8 +36,7 @@ def adversarial(model, x_T, diffusion: VPSchedule, *, steps=None, cond=None, eta
     x = x_T
     for step, k in enumerate(reversed(range(n))):
         t = index(k, x)
-        z = torch.randn((x.shape[0], latent_dim), generator=generator, device=x.device,
-                        dtype=x.dtype)
+        z = rng.randn((x.shape[0], latent_dim), generator, device=x.device, dtype=x.dtype)
         x = diffusion.sample_posterior(model(x, t, cond, z), x, t, generator=generator)
         if callback is not None:
             callback(step, n, x)

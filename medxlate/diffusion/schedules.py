@@ -120,8 +120,9 @@ class VPSchedule:
         import torch
 
         mean, _, log_var = self.posterior().q_posterior_mean_variance(x0_hat, x_next, k)
-        noise = torch.randn(x_next.shape, generator=generator, device=x_next.device,
-                            dtype=x_next.dtype)
+        from medxlate.diffusion.noise import randn
+
+        noise = randn(x_next.shape, generator, device=x_next.device, dtype=x_next.dtype)
         nonzero = (k != 0).to(mean.dtype).reshape(-1, *([1] * (x_next.ndim - 1)))
         return mean + nonzero * torch.exp(0.5 * log_var) * noise
 

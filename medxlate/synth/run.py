@@ -215,7 +215,7 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
     from medxlate.synth.stream import TileStream, can_share
 
     share = bool(cohort and req.share_batches and len(cases) > 1
-                 and can_share(model, model.config, req.samples))
+                 and can_share(model))
     stream = TileStream(model, opts, speed.precision, share=share,
                         channels_last=speed.channels_last)
     pending: dict[int, tuple[dict[str, Any], float]] = {}  # cases the writer thread holds

@@ -6,17 +6,18 @@ runs their tiles through ``family.translate`` in batches of ``opts.batch_size``.
 batch wait for the next volume's first tiles (a cohort of 150-slice volumes at batch 64
 makes 2.34 model calls per volume on average instead of 3, 64 + 64 + 22). Each volume keeps
 its own accumulators and a batch's predictions are split back by volume, so a volume's
-output is the same whichever neighbours shared its batches, provided each tile's prediction
+output is the same whichever neighbours shared its batches, because each tile's prediction
 depends on that tile alone:
 
-- deterministic models (``family.stochastic`` false): a network in eval mode maps every
-  sample of a batch on its own. On one CPU thread the outputs are bitwise those of
-  per-volume batches; with several threads the convolution may pick another algorithm for
-  another batch size, so they differ by float32 rounding (1.2e-4 HU seen), as a different
-  ``--batch-size`` does (tests/synth/test_synth_stream.py checks both).
-- stochastic models draw their noise per batch from the volume's generator
-  (``torch.randn`` of the batch's shape, at every step), so a volume's noise would depend on
-  how many tiles its neighbour left over: their batches stay per volume (:func:`can_share`).
+- a network in eval mode maps every sample of a batch on its own;
+- stochastic models draw every tile's noise from the tile's own generator, seeded from the
+  volume's seed and the tile's index (:class:`~medxlate.diffusion.noise.PerSample`), so
+  neither the batch size nor a neighbour's left-over tiles change it.
+
+On one CPU thread the outputs are bitwise those of per-volume batches (and of any other
+``--batch-size``); with several threads the convolution may pick another algorithm for
+another batch size, so they differ by float32 rounding (1.2e-4 HU seen), as a different
+``--batch-size`` does (tests/synth/test_synth_stream.py checks both).
 
 Tiles of another shape (whole-slice models size a tile from the volume's body box) never
 join a batch; the waiting tiles run alone first. A batch that fails is retried volume by
@@ -43,11 +44,21 @@ from medxlate.synth.transfer import to_device
 from medxlate.synth.volume import ModelOutput, Prepared, SynthOptions
 
 
-def can_share(model, config: dict[str, Any], samples: int) -> bool:
-    """Whether volumes may share batches: a 2D/2.5D model with no noise (see module doc)."""
-    if getattr(getattr(model, "spec", None), "spatial_dims", "2d") == "3d" or samples > 1:
-        return False
-    return not model.stochastic(config)
+def can_share(model) -> bool:
+    """Whether volumes may share batches: any 2D/2.5D model (a 3D model's batch is one
+    volume)."""
+    return getattr(getattr(model, "spec", None), "spatial_dims", "2d") != "3d"
+
+
+def tile_generators(segments, device):
+    """One generator per tile of ``segments`` (``(volume, first index, tiles)``), seeded
+    from its volume's seed and its index; None when a volume has no seed (no generator)."""
+    from medxlate.diffusion.noise import PerSample, tile_seed
+
+    if any(vol.seed is None for vol, _, _ in segments):
+        return None
+    return PerSample.seeded([tile_seed(vol.seed, start + j) for vol, start, tiles in segments
+                             for j in range(len(tiles))], device)
 
 
 @dataclass(eq=False)
@@ -58,6 +69,7 @@ class _Volume:
     progress: Callable[[int, int], Any] | None
     out: ModelOutput
     left: int
+    seed: int | None = None
     error: BaseException | None = None
     reported: bool = False
 
@@ -93,14 +105,15 @@ class TileStream:
         vol = _Volume(key, prep, generator, progress, ModelOutput(
             np.zeros(shape, np.float32), np.zeros(shape, np.float32),
             np.zeros(shape, np.float32) if self.opts.samples > 1 else None,
-            np.zeros(shape, np.float32)), len(prep.plan.tiles))
+            np.zeros(shape, np.float32)), len(prep.plan.tiles),
+            None if generator is None else int(generator.initial_seed()))
         done: list[_Volume] = []
         if self._pending and not self._fits(prep):
             done += self._run_pending()
         tiles, size, i = prep.plan.tiles, max(1, int(self.opts.batch_size)), 0
         while i < len(tiles) and vol.error is None:
             take = min(size - self._count, len(tiles) - i)
-            self._pending.append((vol, tiles[i:i + take]))
+            self._pending.append((vol, i, tiles[i:i + take]))
             self._count += take
             i += take
             if self._count >= size:
@@ -116,8 +129,8 @@ class TileStream:
         """Run the tiles still waiting (without those of volume ``drop``: an interrupted
         volume whose tiles are incomplete anyway)."""
         if drop is not None:
-            self._pending = [(v, t) for v, t in self._pending if v.key != drop]
-            self._count = sum(len(t) for _, t in self._pending)
+            self._pending = [s for s in self._pending if s[0].key != drop]
+            self._count = sum(len(t) for _, _, t in self._pending)
         return [(v.key, v.error if v.error is not None else v.out)
                 for v in self._run_pending()]
 
@@ -134,7 +147,7 @@ class TileStream:
             draws = self._translate(segments)
         except Exception as exc:  # noqa: BLE001 - charged to the volume that raised it
             draws = None
-            if len({id(v) for v, _ in segments}) == 1:
+            if len({id(v) for v, _, _ in segments}) == 1:
                 segments[0][0].error = exc
             else:  # retry volume by volume: the error belongs to one of them
                 for segment in segments:
@@ -145,7 +158,7 @@ class TileStream:
         if draws is not None:
             self._accumulate(segments, draws)
         finished = []
-        for vol, _ in segments:
+        for vol, _, _ in segments:
             if not vol.reported and (vol.error is not None or vol.left == 0):
                 vol.reported = True
                 finished.append(vol)
@@ -156,22 +169,25 @@ class TileStream:
         model, opts = self.model, self.opts
         first = segments[0][0]
         parts = [v.prep.plan.batch(v.prep.slices_x, tiles, v.prep.background)
-                 for v, tiles in segments]
+                 for v, _, tiles in segments]
         src = parts[0] if len(parts) == 1 else np.concatenate(parts)
         x = to_device(src, model.device, self.channels_last)
+        generator = first.generator
+        if first.generator is not None and model.stochastic(first.prep.config):
+            generator = tile_generators(segments, first.generator.device)
         draws = []
         with self.precision.context() if self.precision else contextlib.nullcontext():
             for _ in range(opts.samples):
                 out = model.family.translate(model.nets, x, config=first.prep.config,
                                              sampler=opts.sampler, steps=opts.steps,
-                                             eta=opts.eta, generator=first.generator)
+                                             eta=opts.eta, generator=generator)
                 draws.append(out[:, 0].float().cpu().numpy())
         self.calls += 1
         return np.stack(draws)
 
     def _accumulate(self, segments, draws: np.ndarray) -> None:
         norm, start = self.model.meta.normalisation, 0
-        for vol, tiles in segments:
+        for vol, _, tiles in segments:
             prep, out = vol.prep, vol.out
             part = np.stack([denormalise(d[start:start + len(tiles)], prep.tgt_mod, norm,
                                          prep.t_params) for d in draws])

@@ -106,14 +106,12 @@ def test_a_failing_volume_leaves_its_neighbours_exact():
         assert np.array_equal(shared[key].weights, alone[key].weights)
 
 
-def test_only_noise_free_2d_runs_share():
-    model = SimpleNamespace(spec=SimpleNamespace(spatial_dims="2d"),
-                            stochastic=lambda cfg: bool(cfg.get("noise")))
-    assert can_share(model, {}, 1)
-    assert not can_share(model, {"noise": True}, 1)  # noise drawn per batch
-    assert not can_share(model, {}, 2)
+def test_every_2d_model_shares_and_3d_models_do_not():
+    # stochastic ones too: their noise is drawn per tile (tests/synth/test_synth_tile_noise.py)
+    model = SimpleNamespace(spec=SimpleNamespace(spatial_dims="2d"), stochastic=lambda cfg: True)
+    assert can_share(model)
     model.spec.spatial_dims = "3d"
-    assert not can_share(model, {}, 1)
+    assert not can_share(model)
 
 
 @pytest.fixture()
@@ -178,11 +176,20 @@ def test_cohort_outputs_identical_with_and_without_shared_batches(tmp_path, unev
     assert not (tmp_path / "shared" / "case2_sct.nii.gz").exists()
 
 
-def test_stochastic_runs_keep_per_volume_batches(tmp_path, uneven_cohort, p2p_weights):
-    res = _run(p2p_weights, uneven_cohort, tmp_path / "out", samples=2)  # test-time dropout
-    tiles = [c["tiles"] for c in res.cases if c["status"] == "ok"]
-    assert res.report["speed"]["cross_volume_batches"] is False
-    assert res.report["speed"]["model_calls"] == sum(math.ceil(t / 3) for t in tiles)
+def test_stochastic_runs_share_batches_and_keep_their_noise(tmp_path, uneven_cohort,
+                                                           p2p_weights, torch_threads):
+    # --samples 2: pix2pix's test-time dropout draws its masks per tile (diffusion.noise)
+    shared = _run(p2p_weights, uneven_cohort, tmp_path / "shared", samples=2)
+    alone = _run(p2p_weights, uneven_cohort, tmp_path / "alone", samples=2,
+                 share_batches=False)
+    tiles = [c["tiles"] for c in shared.cases if c["status"] == "ok"]
+    assert shared.report["speed"]["cross_volume_batches"] is True
+    assert shared.report["speed"]["model_calls"] == math.ceil(sum(tiles) / 3)
+    assert alone.report["speed"]["model_calls"] == sum(math.ceil(t / 3) for t in tiles)
+    for i in (0, 1, 3):
+        a = read_volume(tmp_path / "shared" / f"case{i}_sct.nii.gz")
+        b = read_volume(tmp_path / "alone" / f"case{i}_sct.nii.gz")
+        assert_same_voxels(a.array, b.array, torch_threads)
 
 
 def test_ctrl_c_inside_a_shared_batch(tmp_path, p2p_weights, monkeypatch):

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medxlate.diffusion import GaussianDiffusion, make_betas, resolve_sampler
+from medxlate.diffusion import noise as rng
 from medxlate.errors import UsageError
 from medxlate.models.aldm.nets import (
     build_discriminator,
@@ -327,9 +328,7 @@ class ALDMFamily:
                            device=source.device)
         z_src = vq.encode_stage_2_inputs(source.float())
         cond = self.condition(nets, z_src, index, config)
-        noise_device = generator.device if generator is not None else source.device
-        z_T = torch.randn(z_src.shape, generator=generator, device=noise_device).to(
-            source.device)
+        z_T = rng.randn(z_src.shape, generator, device=source.device)
         z0 = fn(lambda x, t, c: self.denoise(unet, x, t, c, config).float(), z_T,
                 diffusion_from(config), cond=cond, generator=generator, callback=callback,
                 **kwargs)

@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from medxlate.diffusion import GaussianDiffusion, make_betas, resolve_sampler
+from medxlate.diffusion import noise as rng
 from medxlate.diffusion.losses import data_bin_half_width
 from medxlate.models.nets.unet import UNet
 
@@ -88,8 +89,7 @@ class DDPMFamily:
         fn, kwargs = resolve_sampler(sampler, steps, eta if eta else None)
         diffusion = diffusion_from(config)
         shape = (source.shape[0], 1, *source.shape[2:])
-        noise_device = generator.device if generator is not None else source.device
-        x_T = torch.randn(shape, generator=generator, device=noise_device).to(source.device)
+        x_T = rng.randn(shape, generator, device=source.device)
         was_training = unet.training
         unet.eval()
         try:

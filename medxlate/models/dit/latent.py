@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from medxlate.diffusion import GaussianDiffusion, make_betas, resolve_sampler
+from medxlate.diffusion import noise as rng
 from medxlate.errors import UsageError
 from medxlate.models.vae.autoencoder import LatentVAE, downsampling
 
@@ -89,8 +90,7 @@ def sample_latents(denoiser, cond, shape, diffusion: GaussianDiffusion, *, sampl
                    callback=None, device=None) -> torch.Tensor:
     """Run a sampler from Gaussian noise ``shape`` with ``denoiser(x, t, cond)``."""
     fn, kwargs = resolve_sampler(sampler, steps, eta if eta else None)
-    noise_device = generator.device if generator is not None else device
-    x_T = torch.randn(shape, generator=generator, device=noise_device).to(device)
+    x_T = rng.randn(shape, generator, device=device)
     return fn(lambda x, t, c: denoiser(x, t, c).float(), x_T, diffusion, cond=cond,
               generator=generator, callback=callback, **kwargs)
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medxlate.diffusion import noise as rng
 from medxlate.models.mediffuse.nets import noise_schedule, sampling_schedule
 from medxlate.models.mediffuse.text import encode_prompts
 
@@ -140,12 +141,12 @@ def ddim_sample(predict: Callable, shape, config: dict[str, Any], steps: int | N
     sched = sampling_schedule(config)
     n = int(steps or config["inference_steps"])
     sched.set_timesteps(n, device=device)
-    noise_device = generator.device if generator is not None else device
-    z = torch.randn(shape, generator=generator, device=noise_device).to(device)
+    z = rng.randn(shape, generator, device=device)
     z = z * sched.init_noise_sigma
     for i, t in enumerate(sched.timesteps):
         out = predict(z, t).float()
-        z = sched.step(out, t, z, eta=float(eta), generator=generator).prev_sample
+        z = sched.step(out, t, z, eta=float(eta),
+                       generator=rng.generator_list(generator)).prev_sample
         if callback is not None:
             callback(i, n, z)
     return z

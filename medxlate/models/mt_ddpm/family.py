@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from medxlate.diffusion import GaussianDiffusion, make_betas, resolve_sampler
+from medxlate.diffusion import noise as rng
 from medxlate.models.mt_ddpm.network import MTDDPMNet
 
 NO_SOURCE = "none"
@@ -129,9 +130,7 @@ class MTDDPMFamily:
         fn, kwargs = self.sampler_kwargs(config, sampler, steps, eta)
         device = device if device is not None else next(net.parameters()).device
         h, w = (cond.shape[-2:] if cond is not None else size or config["slice_size"])
-        noise_device = generator.device if generator is not None else device
-        x_T = torch.randn((count, 1, int(h), int(w)), generator=generator,
-                          device=noise_device).to(device)
+        x_T = rng.randn((count, 1, int(h), int(w)), generator, device=device)
         was_training = net.training
         net.eval()
         try:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medxlate.diffusion import noise as rng
 from medxlate.models.nets.gan_common import conv_bias, init_gan_weights, make_norm
 
 
@@ -42,8 +43,8 @@ class SeededDropout(nn.Module):
             return x
         if self.generator is None:
             return F.dropout(x, self.p, training=True)
-        keep = torch.rand(x.shape, generator=self.generator, device=self.generator.device)
-        keep = (keep.to(x.device) >= self.p).to(x.dtype)
+        keep = rng.rand(x.shape, self.generator, device=x.device)
+        keep = (keep >= self.p).to(x.dtype)
         return x * keep / (1.0 - self.p)
 
 

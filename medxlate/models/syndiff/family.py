@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from medxlate.diffusion import noise as rng
 from medxlate.diffusion.adversarial import adversarial
 from medxlate.diffusion.schedules import VPSchedule, syndiff_vp
 from medxlate.errors import UsageError
@@ -162,7 +163,7 @@ class SynDiff:
                                  config={**config, "slice_transpose": False}, sampler=sampler,
                                  steps=steps, eta=eta, generator=generator, callback=callback)
             return out.transpose(-1, -2).contiguous()
-        x_T = torch.randn((source.shape[0], 1, *source.shape[2:]), generator=generator,
+        x_T = rng.randn((source.shape[0], 1, *source.shape[2:]), generator,
                           device=source.device, dtype=source.dtype)
 
         def model(x, t, cond, z):
