@@ -4,12 +4,13 @@ Writes a cohort of N head phantoms (seed 7, the held-out seed; N=5 by default), 
 the library call behind `medxlate synthesize --in COHORT` three times in the same process
 with the shipped pix2pix demo weights: sequential I/O and per-volume batches
 (``overlap_io=False, share_batches=False``: the reference), the reader / writer threads
-with per-volume batches, and the threads with batches shared across volumes (the default;
-only for a noise-free model, see medxlate.synth.stream). For each it prints one JSON object
+with per-volume batches, and the threads with batches shared across volumes (the default
+for 2D/2.5D models, see medxlate.synth.stream). For each it prints one JSON object
 with the wall seconds, the seconds inside ``family.translate`` (timed around every call),
 the overhead ``1 - model / wall``, the number of model calls and the wall ratio to the
-reference. Outputs of every run are compared voxel by voxel with the reference (they must
-be identical).
+reference. Outputs of every run are compared voxel by voxel with the reference: identical
+for pix2pix on one thread; another batch composition may round differently in float32
+(``max_abs_diff_hu`` says by how much).
 
 Run: ``OMP_NUM_THREADS=1 python benchmarks/cohort_overlap.py [--model pix2pix]
 [--subjects 5] [--threads 1] [--device cpu] [--batch-size 8]``
@@ -99,23 +100,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cohort = Path(tmp) / "cohort"
         make_cohort(cohort, args.subjects, args.seed)
-        rows, same = {}, {}
+        rows, same, diff = {}, {}, {}
         for name, (overlap, share) in runs.items():
             out = Path(tmp) / f"out-{name}"
             rows[name] = run(cohort, out, args.model, overlap, args.device, seconds,
                              share=share, batch_size=args.batch_size)
         ref = Path(tmp) / "out-sequential"
         for name in runs:
-            same[name] = all(np.array_equal(read_volume(p).array, read_volume(
+            pairs = [(read_volume(p).array, read_volume(
                 Path(tmp) / f"out-{name}" / p.relative_to(ref)).array)
-                for p in sorted(ref.rglob("*.nii.gz")))
+                for p in sorted(ref.rglob("*.nii.gz"))]
+            same[name] = all(np.array_equal(a, b) for a, b in pairs)
+            diff[name] = max(float(np.abs(a - b).max()) for a, b in pairs)
     for name in runs:
         print(json.dumps({"figure": "cohort_pipeline_overhead", "model": args.model,
                           "device": args.device, "io": name, "threads": args.threads,
                           "batch_size": args.batch_size, **rows[name],
                           "wall_over_sequential": round(rows[name]["wall_s"]
                                                         / rows["sequential"]["wall_s"], 3),
-                          "identical_to_sequential": bool(same[name])}), flush=True)
+                          "identical_to_sequential": bool(same[name]),
+                          "max_abs_diff_hu": round(diff[name], 6)}), flush=True)
 
 
 if __name__ == "__main__":

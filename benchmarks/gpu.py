@@ -19,7 +19,8 @@ applies is ``torch.cuda.max_memory_allocated`` of that piece):
    the shipped syndiff demo weights, fp32 and bf16: wall seconds, mean/max |HU| difference
    inside the body mask.
 5. ``cohort_pipeline_overhead``: a 5-volume phantom cohort through ``run_synthesize``
-   (syndiff demo weights, reader/writer threads): wall, seconds in the model, overhead.
+   (syndiff demo weights, reader/writer threads, `--batch-size auto`, batches shared across
+   volumes): wall, seconds in the model, overhead, model calls.
 6. ``train_steps``: steps/s of the syndiff and ddpm paper configs in bf16 (engine pieces:
    the family's training_step with a StepContext), random data.
 
@@ -362,8 +363,9 @@ class Bench:
                    if self.tiny else PhantomConfig("brain"))
             generate_cohort(Path(tmp) / "c", 2 if self.tiny else 5, cfg, 7)
             self.reset_peak()
+            # as a cohort runs on a GPU: batches sized to free memory, shared across volumes
             row = run(Path(tmp) / "c", Path(tmp) / "o", "syndiff", True, str(self.device),
-                      seconds, weights=weights)
+                      seconds, weights=weights, batch_size="auto")
         emit({"figure": "cohort_pipeline_overhead", "model": "syndiff", "io": "overlapped",
               **row, "peak_mem_gib": self.peak_gib()})
 

@@ -68,7 +68,7 @@ class SynthesizeRequest:
     precision: str = "auto"  # auto, fp32, bf16, fp16 (see medxlate.synth.precision)
     compile: bool = False  # torch.compile the networks (eager fallback)
     overlap_io: bool = True  # cohorts: read ahead and write behind on threads (prefetch.py)
-    share_batches: bool = True  # cohorts of a noise-free 2D model: batches span volumes
+    share_batches: bool = True  # cohorts of a 2D/2.5D model: batches span volumes
 
 
 @dataclass
