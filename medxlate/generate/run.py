@@ -72,11 +72,6 @@ def own_folder(path: Path) -> None:
                           f"({', '.join(sorted(strangers)[:3])}); choose another --out")
 
 
-def batch_seed(seed: int, index: int) -> int:
-    """The torch seed of batch ``index``: distinct streams for every (seed, batch)."""
-    return int(np.random.SeedSequence([seed, index]).generate_state(1, np.uint64)[0] >> 1)
-
-
 def slice_geometry(data: dict[str, Any], path: Path) -> tuple[int, np.ndarray]:
     """(slice axis, RAS affine with the training spacing) from a checkpoint's data record."""
     spacing = data.get("spacing_mm")
@@ -98,16 +93,18 @@ def run_generate(req: GenerateRequest,
                  progress: Callable[[int, int], Any] | None = None) -> dict[str, Any]:
     """Generate ``req.n`` slices; returns the run report (also written as JSON).
 
-    ``progress(done, total)`` is called after every batch. Same checkpoint, seed, batch size,
-    sampler and device give bit-identical slices.
+    ``progress(done, total)`` is called after every batch. Slice i draws its noise from its
+    own generator, seeded from (seed, i) (:func:`medxlate.diffusion.noise.tile_seed`), so the
+    same checkpoint, seed, sampler and device give the same slices whatever ``--batch-size``
+    (bit-identical on one CPU thread; another batch size may round differently in float32),
+    and ``--n 64`` begins with the slices of ``--n 32``.
 
     Raises:
         UsageError: bad options or a sampler the model lacks. WeightsError: missing weights
             or a checkpoint that is not unconditional. OutputError: the output exists
             (without --overwrite) or is not ours to replace.
     """
-    import torch
-
+    from medxlate.diffusion.noise import PerSample, tile_seed
     from medxlate.io.guard import Output, refuse_overlaps
     from medxlate.io.nifti import write_nifti
     from medxlate.io.volume import Volume
@@ -142,9 +139,10 @@ def run_generate(req: GenerateRequest,
     axis, affine = slice_geometry(model.meta.data or {}, model.weights)
     started = time.time()
     slices: list[np.ndarray] = []
-    for b, start in enumerate(range(0, req.n, req.batch_size)):
+    for start in range(0, req.n, req.batch_size):
         count = min(req.batch_size, req.n - start)
-        generator = torch.Generator(device=device).manual_seed(batch_seed(req.seed, b))
+        generator = PerSample.seeded([tile_seed(req.seed, i) for i in range(start, start + count)],
+                                     device)
         x = model.family.generate(model.nets, count, config=model.config, sampler=sampler,
                                   steps=req.steps, eta=req.eta, generator=generator,
                                   device=device)

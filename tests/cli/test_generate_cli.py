@@ -72,6 +72,20 @@ def test_generate_writes_n_slices_with_training_spacing_and_is_seeded(weights, t
     assert report["translation"] == "none->ct"
 
 
+def test_slices_do_not_depend_on_batch_size_or_count(weights, tmp_path):
+    # Slice i draws from its own (seed, i) generator (medxlate.diffusion.noise).
+    torch.set_num_threads(1)
+    by2, by5, first3 = tmp_path / "by2", tmp_path / "by5", tmp_path / "first3"
+    assert _generate(weights, by2, "--seed", "3").exit_code == 0
+    assert _generate(weights, by5, "--seed", "3", "--batch-size", "5").exit_code == 0
+    assert _generate(weights, first3, "--seed", "3", "--n", "3").exit_code == 0
+    arrays = {d: np.stack([nib.load(f).get_fdata() for f in sorted(d.glob("gen_*"))])
+              for d in (by2, by5, first3)}
+    np.testing.assert_allclose(arrays[by5], arrays[by2], rtol=0, atol=0.05)  # HU
+    np.testing.assert_allclose(arrays[first3], arrays[by2][:3], rtol=0, atol=0.05)
+    assert np.abs(arrays[by2][0] - arrays[by2][1]).max() > 1.0  # slices differ from each other
+
+
 def test_generate_stack_and_refusals(weights, tmp_path):
     stack = tmp_path / "stack.nii.gz"
     result = _generate(weights, stack, "--stack", "--sampler", "ddim", "--steps", "2")
