@@ -42,7 +42,7 @@ def generate(
         help="A model.safetensors trained with pairing: unconditional.")],
     n: Annotated[int, typer.Option("--n", "-n", help="Number of slices.")] = 16,
     seed: Annotated[int, typer.Option(
-        "--seed", help="Random seed (slice i draws from seed and i: same seed and device, same slices).")] = 0,
+        "--seed", help="Random seed; slice i draws from (seed, i), whatever --batch-size.")] = 0,
     batch_size: Annotated[int, typer.Option(
         "--batch-size", "-b", help="Slices per model call.")] = 8,
     sampler: Annotated[str | None, typer.Option(
