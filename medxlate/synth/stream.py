@@ -52,13 +52,14 @@ def can_share(model) -> bool:
 
 def tile_generators(segments, device):
     """One generator per tile of ``segments`` (``(volume, first index, tiles)``), seeded
-    from its volume's seed and its index; None when a volume has no seed (no generator)."""
+    from its volume generator's seed and its index; None when a volume has no generator."""
     from medxlate.diffusion.noise import PerSample, tile_seed
 
-    if any(vol.seed is None for vol, _, _ in segments):
+    if any(vol.generator is None for vol, _, _ in segments):
         return None
-    return PerSample.seeded([tile_seed(vol.seed, start + j) for vol, start, tiles in segments
-                             for j in range(len(tiles))], device)
+    return PerSample.seeded([tile_seed(vol.generator.initial_seed(), start + j)
+                             for vol, start, tiles in segments for j in range(len(tiles))],
+                            device)
 
 
 @dataclass(eq=False)
@@ -69,7 +70,6 @@ class _Volume:
     progress: Callable[[int, int], Any] | None
     out: ModelOutput
     left: int
-    seed: int | None = None
     error: BaseException | None = None
     reported: bool = False
 
@@ -105,8 +105,7 @@ class TileStream:
         vol = _Volume(key, prep, generator, progress, ModelOutput(
             np.zeros(shape, np.float32), np.zeros(shape, np.float32),
             np.zeros(shape, np.float32) if self.opts.samples > 1 else None,
-            np.zeros(shape, np.float32)), len(prep.plan.tiles),
-            None if generator is None else int(generator.initial_seed()))
+            np.zeros(shape, np.float32)), len(prep.plan.tiles))
         done: list[_Volume] = []
         if self._pending and not self._fits(prep):
             done += self._run_pending()

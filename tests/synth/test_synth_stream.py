@@ -192,26 +192,39 @@ def test_stochastic_runs_share_batches_and_keep_their_noise(tmp_path, uneven_coh
         assert_same_voxels(a.array, b.array, torch_threads)
 
 
-def test_ctrl_c_inside_a_shared_batch(tmp_path, p2p_weights, monkeypatch):
-    """Volumes of 3, 5, 7 slices at batch 3 make the batches [a0-2] [b0-2] [b3-4 c0] ...;
-    an interrupt in the third call loses b's last tiles and c's first: a is written, b and c
-    are recorded as interrupted, and nothing of b or c is on disk."""
-    from medxlate.models.registry import get_spec
-
+def three_volumes(tmp_path):
+    """A folder of three phantom MRs of 3, 5 and 7 slices."""
     folder = tmp_path / "in"
     folder.mkdir()
     for i, n in enumerate((3, 5, 7)):
         write_nifti(folder / f"case{i}.nii.gz", phantom_mr((24, 24, n), seed=i), AFF)
+    return folder
+
+
+def failing_translate(monkeypatch, fail_at: set[int], error: BaseException) -> list[int]:
+    """Make pix2pix's translate raise ``error`` on the calls numbered ``fail_at`` (from 1);
+    returns the list that records every call's batch size."""
+    from medxlate.models.registry import get_spec
+
     cls = type(get_spec("pix2pix").load_entry())
     real, calls = cls.translate, []
 
     def translate(self, nets, source, **kwargs):
         calls.append(source.shape[0])
-        if len(calls) == 3:
-            raise KeyboardInterrupt
+        if len(calls) in fail_at:
+            raise error
         return real(self, nets, source, **kwargs)
 
     monkeypatch.setattr(cls, "translate", translate)
+    return calls
+
+
+def test_ctrl_c_inside_a_shared_batch(tmp_path, p2p_weights, monkeypatch):
+    """Volumes of 3, 5, 7 slices at batch 3 make the batches [a0-2] [b0-2] [b3-4 c0] ...;
+    an interrupt in the third call loses b's last tiles and c's first: a is written, b and c
+    are recorded as interrupted, and nothing of b or c is on disk."""
+    folder = three_volumes(tmp_path)
+    calls = failing_translate(monkeypatch, {3}, KeyboardInterrupt)
     out = tmp_path / "out"
     req = SynthesizeRequest(model="pix2pix", inputs=folder, out=out, weights=p2p_weights,
                             progress=False, batch_size=3)
@@ -231,23 +244,9 @@ def test_a_model_error_in_a_shared_batch_stays_with_its_case(tmp_path, p2p_weigh
     [b3-4] [c0], then [c1-3] [c4-6]. Calls 3 and 4 fail (the mixed batch and b's tiles
     alone): b fails with exit code 1 and the run exits 8; a and c equal a clean per-volume run
     voxel for voxel."""
-    from medxlate.models.registry import get_spec
-
-    folder = tmp_path / "in"
-    folder.mkdir()
-    for i, n in enumerate((3, 5, 7)):
-        write_nifti(folder / f"case{i}.nii.gz", phantom_mr((24, 24, n), seed=i), AFF)
+    folder = three_volumes(tmp_path)
     clean = _run_clean(p2p_weights, folder, tmp_path / "clean")
-    cls = type(get_spec("pix2pix").load_entry())
-    real, calls = cls.translate, []
-
-    def translate(self, nets, source, **kwargs):
-        calls.append(source.shape[0])
-        if len(calls) in (3, 4):
-            raise RuntimeError("device fault")
-        return real(self, nets, source, **kwargs)
-
-    monkeypatch.setattr(cls, "translate", translate)
+    calls = failing_translate(monkeypatch, {3, 4}, RuntimeError("device fault"))
     out = tmp_path / "out"
     req = SynthesizeRequest(model="pix2pix", inputs=folder, out=out, weights=p2p_weights,
                             progress=False, batch_size=3)
