@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from medxlate.preprocess.normalise import denormalise
+from medxlate.intensity import denormalise
 from medxlate.synth.transfer import to_device
 from medxlate.synth.volume import ModelOutput, Prepared, SynthOptions
 

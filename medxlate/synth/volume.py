@@ -16,7 +16,7 @@ import numpy as np
 
 from medxlate.io.volume import Volume
 from medxlate.preprocess.mask import body_mask
-from medxlate.preprocess.normalise import (
+from medxlate.intensity import (
     denormalise,
     modality_spec,
     normalise,

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from medxlate.io.volume import Volume
-from medxlate.preprocess.normalise import (
+from medxlate.intensity import (
     denormalise,
     modality_spec,
 )
