@@ -41,7 +41,7 @@ import numpy as np
 
 from medxlate.intensity import denormalise
 from medxlate.synth.transfer import to_device
-from medxlate.synth.volume import ModelOutput, Prepared, SynthOptions
+from medxlate.synth.types import ModelOutput, Prepared, SynthOptions
 
 
 def can_share(model) -> bool:
