@@ -108,6 +108,8 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
     def fail(rec: dict[str, Any], error: BaseException, where) -> None:
         rec.update(status="failed", error=f"{type(error).__name__}: {error}",
                    exit_code=exit_code_of(error))
+        if getattr(error, "findings", None):
+            rec["input_warnings"] = error.findings
         if echo and not bars.plain:  # plain progress lines already say why
             echo(f"{where}: failed: {error}")
 
