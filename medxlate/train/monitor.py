@@ -1,15 +1,13 @@
 """Whether a run learns, seen from rank 0: validation (slices and whole volumes), the best
 checkpoint, patience and the curves. A mixin of the engine's run (medxlate/train/engine.py),
 which provides ``cfg``, ``spec``, ``family``, ``dataset``, ``nets``, ``ema``, ``inference``,
-``out``, ``world``, ``device``, ``progress``, ``tracker``, ``elapsed()``, ``_meta()`` and
-``_barrier()``.
+``out``, ``world``, ``device``, ``progress``, ``tracker``, ``volume_validator``,
+``elapsed()``, ``_meta()`` and ``_barrier()``.
 """
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-
 from medxlate.train import checkpoint as ckpt
 from medxlate.train.runlog import RunLog
 from medxlate.train.validate import validate
@@ -19,27 +17,29 @@ from medxlate.weights import warn_once
 class Monitor:
     """Validation, best.safetensors, --patience and curves.png for the engine's run."""
 
-    def _volume_subjects(self) -> list[dict[str, Path]]:
-        """Validation subjects scored whole at each validation (2D models, main rank)."""
+    def _volume_validation(self, factory):
+        """The run's whole-volume validator (2D models, main rank), or None."""
         cfg = self.cfg
-        if not (self.world.is_main and cfg["val_volumes"] and self.spec.spatial_dims != "3d"
-                and cfg["pairing"] != "unconditional" and not self.spec.is_autoencoder):
-            return []
-        from medxlate.train.volume_val import volume_subjects
-
-        found = volume_subjects(self.dataset, cfg, int(cfg["val_volumes"]))
-        if not found and self.dataset.subjects("val"):
-            print(f"medxlate: note: {self.data}: the val subjects have no whole volumes "
-                  "(subjects/<id>/*.nii.gz): validation scores slices only",
-                  file=sys.stderr, flush=True)
-        return found
+        if factory is None or not (self.world.is_main and cfg["val_volumes"]
+                                   and self.spec.spatial_dims != "3d"
+                                   and cfg["pairing"] != "unconditional"
+                                   and not self.spec.is_autoencoder):
+            return None
+        validator = factory(self.dataset, cfg)
+        if not validator.subjects:
+            if self.dataset.subjects("val"):
+                print(f"medxlate: note: {self.data}: the val subjects have no whole volumes "
+                      "(subjects/<id>/*.nii.gz): validation scores slices only",
+                      file=sys.stderr, flush=True)
+            return None
+        return validator
 
     def _validate(self, step: int, log: RunLog | None) -> dict[str, float]:
         """Score the validation slices and volumes at ``step``; log them, keep the best."""
         metrics: dict[str, float] = {}
         # 3D models have no slice validation: `medxlate evaluate` scores their volumes.
         if self.world.is_main and self.spec.spatial_dims != "3d" and (
-                len(self.val_data) or self.vol_subjects):
+                len(self.val_data) or self.volume_validator):
             nets = dict(self.nets)
             if self.ema is not None:
                 nets.update(self.ema.nets)
@@ -50,13 +50,10 @@ class Monitor:
                 metrics = validate(self.family, nets, self.val_data, self.cfg,
                                    self.dataset.info["normalisation"], sampler,
                                    self.cfg["val_steps"], self.device, self.cfg["seed"])
-            if self.vol_subjects:
-                from medxlate.train.volume_val import in_memory_model, validate_volumes
-
-                model = in_memory_model(self.spec, self.family, nets, self._meta({}),
-                                        self.device)
-                metrics.update(validate_volumes(model, self.vol_subjects, self.cfg, sampler,
-                                                self.cfg["val_steps"], self.cfg["seed"]))
+            if self.volume_validator:
+                metrics.update(self.volume_validator(
+                    self.spec, self.family, nets, self._meta({}), self.device, sampler,
+                    self.cfg["val_steps"], self.cfg["seed"]))
             if metrics:                 # val_slices=0 (e.g. an autoencoder): nothing to log
                 log.write("val", {"step": step, **metrics,
                                   "elapsed_s": round(self.elapsed(), 3)})

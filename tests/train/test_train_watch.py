@@ -101,14 +101,14 @@ def test_time_budget_real_clock(tiny_dataset, tmp_path):
 
 
 def test_best_checkpoint_follows_the_lowest_validation_mae(tiny_dataset, tmp_path, monkeypatch):
-    import medxlate.train.engine as engine
+    import medxlate.train.monitor as monitor
 
     scores = iter([30.0, 10.0, 20.0, 25.0])   # validations at steps 2, 4, 6, 8
 
     def fake_validate(*args, **kwargs):
         return {"val_mae_hu": next(scores), "val_slices": 2}
 
-    monkeypatch.setattr(engine, "validate", fake_validate)
+    monkeypatch.setattr(monitor, "validate", fake_validate)
     out = tmp_path / "best"
     result = train("ddpm", tiny_dataset, out, config=_cfg(steps=8, val_every=2,
                                                           checkpoint_every=2,
@@ -130,10 +130,10 @@ def test_best_checkpoint_follows_the_lowest_validation_mae(tiny_dataset, tmp_pat
 
 
 def test_patience_warns_and_early_stop_stops(tiny_dataset, tmp_path, monkeypatch, capsys):
-    import medxlate.train.engine as engine
+    import medxlate.train.monitor as monitor
 
     scores = iter([30.0, 10.0, 20.0, 25.0, 5.0, 40.0, 40.0, 40.0, 40.0, 40.0])
-    monkeypatch.setattr(engine, "validate",
+    monkeypatch.setattr(monitor, "validate",
                         lambda *a, **k: {"val_mae_hu": next(scores), "val_slices": 2})
     result = train("ddpm", tiny_dataset, tmp_path / "p", config=_cfg(
         steps=10, val_every=1, checkpoint_every=100, val_volumes=0, patience=2),
