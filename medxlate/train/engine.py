@@ -298,7 +298,11 @@ class _Run(Monitor):
         self.elapsed = lambda: elapsed0 + time.perf_counter() - t0
         batches = iter(loader)
         end, stop, val_step = start, None, None
-        for step in range(start, self.total):
+        # The budget is the run's total: a resumed run that already spent it only finishes.
+        spent = self.time_budget is not None and self._agree(elapsed0 >= self.time_budget)[0]
+        if spent and start < self.total:
+            stop = "time_budget"
+        for step in range(start, start if spent else self.total):
             losses = self._cycle(step, batches)
             end = step + 1
             over = self.time_budget is not None and end < self.total and \

@@ -262,3 +262,23 @@ def test_resume_may_change_validation_options_only(tiny_dataset, tmp_path):
     with pytest.raises(UsageError, match="--resume uses the run's config.json"):
         train("ddpm", tiny_dataset, out, resume=True, steps=5, device="cpu",
               overrides={"lr": 1.0})
+
+
+def test_resume_with_a_spent_budget_trains_no_step(tiny_dataset, tmp_path, monkeypatch):
+    """The budget is the run's total: a resumed run whose clock already passed it finishes
+    (validation, model.safetensors) without another step; a larger budget continues it."""
+    out = tmp_path / "spent"
+    with monkeypatch.context() as m:
+        FakeClock(m)
+        first = train("ddpm", tiny_dataset, out, config=_cfg(steps=8, checkpoint_every=100,
+                                                             val_volumes=0),
+                      device="cpu", time_budget=2.5)
+    assert first.stopped == "time_budget" and first.steps == 3
+    (out / "model.safetensors").unlink()            # as if killed before the last write
+    with monkeypatch.context() as m:
+        FakeClock(m)
+        again = train("ddpm", tiny_dataset, out, resume=True, device="cpu", time_budget=2.5)
+        assert again.stopped == "time_budget" and again.steps == 3 and again.losses == []
+        assert read_meta(out / "model.safetensors").extra["steps"] == 3
+        more = train("ddpm", tiny_dataset, out, resume=True, device="cpu", time_budget=5.5)
+    assert more.stopped == "time_budget" and more.steps == 6 and len(more.losses) == 3
