@@ -100,7 +100,7 @@ class Progress:
     """A tqdm bar over optimiser cycles on a terminal; when stderr is a file or a pipe, a plain
     line about every 5 % of the run (no carriage returns); nothing when ``enabled`` is False.
 
-    Both show the step, the first losses, the last validation score (``val``, set by the
+    Both show the step, the loss (then the next losses, three in all), the last validation score (``val``, set by the
     engine after each validation), steps/s and the ETA (the end of the steps or of the time
     budget, whichever comes first).
     """
@@ -129,7 +129,8 @@ class Progress:
         return rate, eta
 
     def _fields(self, losses: dict[str, float]) -> dict[str, str]:
-        shown = {k: f"{v:.4g}" for k, v in list(losses.items())[:3]}
+        keys = sorted(losses, key=lambda k: k != "loss")[:3]     # the total loss first
+        shown = {k: f"{losses[k]:.4g}" for k in keys}
         if self.val is not None and self.val[1] is not None:
             shown["val " + self.val[0].replace("vol_", "").replace("val_", "")] = \
                 f"{self.val[1]:.4g}"

@@ -282,3 +282,21 @@ def test_resume_with_a_spent_budget_trains_no_step(tiny_dataset, tmp_path, monke
         assert read_meta(out / "model.safetensors").extra["steps"] == 3
         more = train("ddpm", tiny_dataset, out, resume=True, device="cpu", time_budget=5.5)
     assert more.stopped == "time_budget" and more.steps == 6 and len(more.losses) == 3
+
+
+def test_progress_line_shows_loss_val_mae_rate_and_eta(tiny_dataset, tmp_path):
+    import re
+
+    config = tmp_path / "cfg.json"
+    config.write_text(json.dumps(_cfg(steps=3, val_every=1, progress=True, val_volumes=0)))
+    r = runner.invoke(app, ["train", "--model", "ddpm", "--data", str(tiny_dataset), "--out",
+                            str(tmp_path / "run"), "--config", str(config), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("train: step")]
+    assert len(lines) == 3
+    assert re.fullmatch(r"train: step 1/3: loss [\d.e+-]+, mse [\d.e+-]+, vb [\d.e+-]+, "
+                        r"[\d.e+-]+ steps/s, ETA \d+s", lines[0]), lines[0]
+    # from the second step on, the last validation's MAE (of step 1, then 2)
+    rows = _csv(tmp_path / "run" / "val.csv")
+    shown = [float(re.search(r"val mae_hu ([\d.e+-]+),", ln).group(1)) for ln in lines[1:]]
+    assert shown == pytest.approx([float(r["val_mae_hu"]) for r in rows[:2]], rel=1e-3)
