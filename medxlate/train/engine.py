@@ -23,7 +23,8 @@ from medxlate.errors import InputError, OutputError, UsageError
 from medxlate.io.atomic import atomic_path
 from medxlate.models.registry import ModelSpec, get_spec
 from medxlate.train import checkpoint as ckpt
-from medxlate.train.config import merge, resolve_config
+from medxlate.train.budget import parse_duration
+from medxlate.train.config import ENGINE_DEFAULTS, merge, resolve_config
 from medxlate.train.context import StepContext
 from medxlate.train.data import SliceData, collate
 from medxlate.train.distributed import (
@@ -41,7 +42,14 @@ from medxlate.train.runlog import Progress, RunLog, check_tensorboard
 from medxlate.train.sampling import BatchPlan, PlanSampler
 from medxlate.train.schedule import apply_lr, lr_factor
 from medxlate.train.stages import stage_at, stage_plan
-from medxlate.train.validate import validate
+from medxlate.train.monitor import Monitor
+from medxlate.train.watch import (
+    BestTracker,
+    TrainingDiverged,
+    diverged,
+    divergence_message,
+    restore_tracker,
+)
 from medxlate.weights import CheckpointMeta, warn_once
 
 
@@ -55,13 +63,17 @@ class TrainResult:
     seconds: float
     losses: list[dict[str, float]] = field(default_factory=list)   # one row per cycle
     val: dict[str, float] = field(default_factory=dict)
+    stopped: str | None = None        # "time_budget" or "early_stop" when stopped before steps
+    best_step: int | None = None      # step of best.safetensors (None: no validation score)
+    best_score: float = float("inf")
 
 
 def train(model: str | ModelSpec, data: Path | str, out: Path | str, *,
           config: str | dict | None = None, overrides: dict[str, Any] | None = None,
           steps: int | None = None, epochs: int | None = None, batch_size: int | None = None,
           device: str | None = "auto", resume: bool = False, seed: int | None = None,
-          quiet: bool = False) -> TrainResult:
+          quiet: bool = False, time_budget: float | str | None = None,
+          volume_validator=None) -> TrainResult:
     """Train ``model`` on the dataset folder ``data`` into the run folder ``out``.
 
     Args:
@@ -75,6 +87,15 @@ def train(model: str | ModelSpec, data: Path | str, out: Path | str, *,
         resume: continue from the newest checkpoint in ``out`` with the run's config.json
             (``steps``/``epochs`` may extend it; other config options are refused).
         quiet: no progress on stderr (not part of the config: a resumed run may differ).
+        time_budget: seconds (or "30m", "2h", "90s") of training, counted over the whole run
+            like ``steps`` (a resumed run continues the clock); when spent, the run stops
+            after the current step, validates once more and writes its checkpoint and
+            model.safetensors (``TrainResult.stopped == "time_budget"``).
+        volume_validator: scores whole validation volumes at each validation, e.g.
+            :class:`medxlate.synth.validation.VolumeValidation` (what ``medxlate train``
+            passes; train never imports synth): called as ``factory(dataset, config)``, it
+            has ``subjects`` and is called with (spec, family, nets, meta, device, sampler,
+            steps, seed). None: slice-level validation only.
 
     Under torchrun every rank calls this; rank 0 logs and writes.
     """
@@ -84,6 +105,8 @@ def train(model: str | ModelSpec, data: Path | str, out: Path | str, *,
                                    ("batch_size", batch_size), ("seed", seed)) if v is not None}
     if steps is not None and epochs is not None:
         raise UsageError("give --steps or --epochs, not both")
+    if time_budget is not None:
+        time_budget = parse_duration(time_budget)
     if not (data / "dataset.json").is_file():
         raise InputError(f"{data}: dataset not found (no dataset.json)")
     if resume:
@@ -101,6 +124,8 @@ def train(model: str | ModelSpec, data: Path | str, out: Path | str, *,
     try:
         runner = _Run(spec, data, out, cfg, world, dev, resume)
         runner.show_progress = not quiet
+        runner.time_budget = time_budget
+        runner.volume_validator_factory = volume_validator
         return runner.run()
     finally:
         close_world(world)
@@ -110,15 +135,32 @@ def _resumed_config(out: Path, config, overrides, shortcuts) -> dict[str, Any]:
     path = out / "config.json"
     if not path.is_file():
         raise InputError(f"--resume: {path} not found (not a medxlate run folder)")
-    if config is not None or overrides or set(shortcuts) - {"steps", "epochs"}:
-        raise UsageError("--resume uses the run's config.json; only --steps/--epochs may "
-                         "change (drop --config, --set, --batch-size, --seed)")
+    changed = set(overrides or {}) - set(RESUMABLE_KEYS)
+    if config is not None or changed or set(shortcuts) - {"steps", "epochs"}:
+        raise UsageError("--resume uses the run's config.json; only --steps/--epochs and the "
+                         f"validation options ({', '.join(RESUMABLE_KEYS)}) may change (drop "
+                         "--config, --set, --batch-size, --seed)")
     cfg = json.loads(path.read_text())
+    for key in ("val_volumes", "patience", "early_stop"):   # runs from before these keys
+        cfg.setdefault(key, ENGINE_DEFAULTS[key])
+    if overrides:
+        from medxlate.train.config import check_config
+        from medxlate.train.overrides import check_overrides
+
+        check_overrides(cfg, overrides)
+        cfg.update(overrides)
+        check_config(cfg, get_spec(cfg["model"]))
     if "steps" in shortcuts:
         cfg.update(steps=shortcuts["steps"], epochs=None)
     if "epochs" in shortcuts:
         cfg["epochs"] = shortcuts["epochs"]
     return cfg
+
+
+# Config keys a resumed run may change: they decide what is measured, not what is learned
+# (validation draws from its own generators, and every cycle reseeds from (seed, rank, step)).
+RESUMABLE_KEYS = ("val_every", "val_volumes", "val_sampler", "val_steps", "val_slices",
+                  "patience", "early_stop", "progress")
 
 
 def no_validation_message(data: Path, n_val_subjects: int, val_every: int) -> str:
@@ -130,7 +172,7 @@ def no_validation_message(data: Path, n_val_subjects: int, val_every: int) -> st
             "subjects (preprocess split.fractions or the cohort CSV's split column)")
 
 
-class _Run:
+class _Run(Monitor):
     def __init__(self, spec: ModelSpec, data: Path, out: Path, cfg: dict[str, Any],
                  world: World, device: torch.device, resume: bool):
         from medxlate.preprocess.dataset import load_dataset
@@ -138,6 +180,8 @@ class _Run:
         self.spec, self.data, self.out, self.cfg = spec, data, out, cfg
         self.world, self.device, self.resume = world, device, resume
         self.show_progress = True
+        self.time_budget: float | None = None
+        self.volume_validator_factory = None
         self.dataset = load_dataset(data)
         self.family = spec.load_entry()
         # 3D models train on the dataset's fixed-size volumes (or patches of them).
@@ -220,6 +264,7 @@ class _Run:
     def run(self) -> TrainResult:
         self._build()
         cfg, main = self.cfg, self.world.is_main
+        self.volume_validator = self._volume_validation(self.volume_validator_factory)
         start, elapsed0 = 0, 0.0
         if self.resume:
             folders = ckpt.step_folders(self.out)
@@ -235,48 +280,97 @@ class _Run:
             self.out.mkdir(parents=True, exist_ok=True)
             with atomic_path(self.out / "config.json", overwrite=True) as tmp:
                 tmp.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+        self.last_checkpoint = start or None
         log = RunLog(self.out, cfg["tensorboard"], start if self.resume else None) if main else None
+        self.tracker = BestTracker(cfg["patience"])
+        if main and self.resume:
+            restore_tracker(self.tracker, self.out, start)
         if main and self.pretrained_notes:
             log.note("pretrained", {"step": 0, **self.pretrained_notes})
+        if main and self.time_budget is not None:
+            log.note("time_budget", {"step": start, "seconds": self.time_budget})
         loader = self._loader(start)
-        progress = Progress(self.total, start, main and cfg["progress"] and self.show_progress)
+        self.progress = Progress(self.total, start, main and cfg["progress"]
+                                 and self.show_progress, self.time_budget, elapsed0)
         rows: list[dict[str, float]] = []
         window: list[dict[str, float]] = []
         t0, tick, val = time.perf_counter(), time.perf_counter(), {}
+        self.elapsed = lambda: elapsed0 + time.perf_counter() - t0
         batches = iter(loader)
-        for step in range(start, self.total):
+        end, stop, val_step = start, None, None
+        # The budget is the run's total: a resumed run that already spent it only finishes.
+        spent = self.time_budget is not None and self._agree(elapsed0 >= self.time_budget)[0]
+        if spent and start < self.total:
+            stop = "time_budget"
+        for step in range(start, start if spent else self.total):
             losses = self._cycle(step, batches)
+            end = step + 1
+            over = self.time_budget is not None and end < self.total and \
+                self.elapsed() >= self.time_budget
+            bad, over = self._agree(bool(diverged(losses)), over)
+            if bad:
+                self._diverged(end, losses, log)
             rows.append(losses)
             window.append(losses)
-            progress.update(losses)
-            last = step + 1 == self.total
-            if (step + 1) % cfg["log_every"] == 0 or last:
+            self.progress.update(losses)
+            if over:
+                stop = "time_budget"
+            last = end == self.total or stop is not None
+            if end % cfg["log_every"] == 0 or last:
                 keys = dict.fromkeys(k for w in window for k in w)
                 mean = all_mean({k: float(np.mean([w[k] for w in window if k in w]))
                                  for k in keys}, self.world, self.device)
                 now = time.perf_counter()
                 if main:
-                    log.write("train", {"step": step + 1, **mean, "lr_factor": lr_factor(
+                    log.write("train", {"step": end, **mean, "lr_factor": lr_factor(
                         step, self.total, cfg["lr_schedule"], cfg["warmup_steps"],
                         cfg["lr_floor"]), "it_s": len(window) / max(now - tick, 1e-9),
                         "elapsed_s": elapsed0 + now - t0})
                 window, tick = [], now
-            if cfg["val_every"] and (step + 1) % cfg["val_every"] == 0 and not last:
-                val = self._validate(step + 1, log)
-            if (step + 1) % cfg["checkpoint_every"] == 0 and not last:
-                self._checkpoint(step + 1, elapsed0 + time.perf_counter() - t0, rows, val)
-        progress.close()
-        val = self._validate(self.total, log) or val
-        seconds = elapsed0 + time.perf_counter() - t0
-        extra = self._checkpoint(self.total, seconds, rows, val)
+            if last:
+                break
+            if cfg["val_every"] and end % cfg["val_every"] == 0:
+                val, val_step = self._validate(end, log), end
+                if cfg["early_stop"] and self._agree(self.tracker.stalled)[0]:
+                    stop = "early_stop"
+                    break
+            if end % cfg["checkpoint_every"] == 0:
+                self._checkpoint(end, self.elapsed(), rows, val)
+        self.progress.close()
+        if val_step != end:
+            val = self._validate(end, log) or val
+        seconds = self.elapsed()
+        extra = self._checkpoint(end, seconds, rows, val, stop)
         if main:
             ckpt.save_model(self.out / "model.safetensors",
                             self.ema.nets if self.ema else self.nets, self.inference,
                             self._meta(extra))
+            if not val:
+                self._draw()
+            if stop is not None:
+                log.note("stopped", {"step": end, "reason": stop, "elapsed_s": seconds})
             log.close()
         self._barrier()
-        return TrainResult(self.out, self.out / "model.safetensors", self.total, seconds,
-                           rows, val)
+        return TrainResult(self.out, self.out / "model.safetensors", end, seconds,
+                           rows, val, stop, self.tracker.best_step, self.tracker.best)
+
+    def _agree(self, *flags: bool) -> tuple[bool, ...]:
+        """Each flag True on every rank when it is True on any (one collective under
+        torchrun, so that all ranks stop at the same step)."""
+        if not self.world.distributed:
+            return flags
+        means = all_mean({str(i): float(f) for i, f in enumerate(flags)}, self.world,
+                         self.device)
+        return tuple(means[str(i)] > 0 for i in range(len(flags)))
+
+    def _diverged(self, step: int, losses: dict[str, float], log: RunLog | None) -> None:
+        bad = {k: losses[k] for k in diverged(losses)}
+        message = divergence_message(step, bad, self.last_checkpoint)
+        if log is not None:
+            log.note("diverged", {"step": step, **{k: str(v) for k, v in bad.items()}})
+            log.close()
+        self.progress.close()
+        raise TrainingDiverged(message)
 
     def _loader(self, start: int):
         cfg, acc = self.cfg, self.cfg["accumulate"]
@@ -321,36 +415,25 @@ class _Run:
         broadcast_state(self.nets, self.world, buffers_only=True)
         return {**sums, **{f"grad_norm_{k}": v for k, v in ctx.grad_norms.items()}}
 
-    def _validate(self, step: int, log: RunLog | None) -> dict[str, float]:
-        metrics: dict[str, float] = {}
-        # 3D models have no slice validation: `medxlate evaluate` scores their volumes.
-        if self.world.is_main and len(self.val_data) and self.spec.spatial_dims != "3d":
-            nets = dict(self.nets)
-            if self.ema is not None:
-                nets.update(self.ema.nets)
-            for net in nets.values():
-                net.eval()
-            sampler = self.cfg["val_sampler"] or self.spec.default_sampler
-            metrics = validate(self.family, nets, self.val_data, self.cfg,
-                               self.dataset.info["normalisation"], sampler,
-                               self.cfg["val_steps"], self.device, self.cfg["seed"])
-            if metrics:                 # val_slices=0 (e.g. an autoencoder): nothing to log
-                log.write("val", {"step": step, **metrics})
-        self._barrier()
-        return metrics
-
-    def _checkpoint(self, step: int, seconds: float, rows, val) -> dict[str, Any]:
+    def _checkpoint(self, step: int, seconds: float, rows, val,
+                    stopped: str | None = None) -> dict[str, Any]:
         extra = {"steps": step, "seconds": round(seconds, 3), "seed": self.cfg["seed"],
                  "batch_size": self.cfg["batch_size"], "accumulate": self.cfg["accumulate"],
                  "hardware": hardware(self.device, self.world),
                  "data_parallel": ("ddp" if self.ddp_names else "allreduce"
                                    if self.world.distributed else None),
                  "final_losses": rows[-1] if rows else {}, "val": val}
+        if stopped is not None:
+            extra["stopped"] = stopped
+        if self.tracker.best_step is not None:
+            extra["best"] = {"step": self.tracker.best_step, "metric": self.tracker.key,
+                             "score": self.tracker.best}
         if self.world.is_main:
             counters = {"step": step, "elapsed_s": seconds, "world_size": self.world.world_size}
             ckpt.save_state(ckpt.step_folder(self.out, step), self.nets, self.optimizers,
                             self.ema, counters, self.inference, self._meta(extra))
             ckpt.prune(self.out, int(self.cfg["keep_checkpoints"]))
+        self.last_checkpoint = step
         self._barrier()
         return extra
 
