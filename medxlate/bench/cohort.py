@@ -144,8 +144,9 @@ def _phantom(cohort: dict, folder: Path, echo) -> Cohort:
         echo(f"bench: generating {n_train + n_val} training phantom(s), seed {ph.get('seed', 0)}")
         subs = _phantoms(folder / "train", config, int(ph.get("seed", 0)),
                          list(range(n_train + n_val)))
-        rows = [{"id": s.name, "mr": str(s / "mr.nii.gz"), "ct": str(s / "ct_on_mr.nii.gz"),
-                 "mask": str(s / "mask.nii.gz"), "split": "train" if i < n_train else "val"}
+        rows = [{"id": s.name, "mr": str(s.resolve() / "mr.nii.gz"),
+                 "ct": str(s.resolve() / "ct_on_mr.nii.gz"),
+                 "mask": str(s.resolve() / "mask.nii.gz"), "split": "train" if i < n_train else "val"}
                 for i, s in enumerate(subs)]
         _write_csv(folder / "train.csv", rows)
         _preprocess(folder / "train.csv", dataset, cohort, config.region, echo)
@@ -172,8 +173,8 @@ def _layout(cohort: dict, folder: Path, echo) -> Cohort:
         raise InputError(bad[0].problem)
     dataset = folder / "dataset"
     if not (dataset / "dataset.json").is_file():
-        rows = [{"id": s.id, "mr": str(s.mr), "ct": str(s.ct),
-                 **({"mask": str(s.mask)} if s.mask else {})} for s in subjects]
+        rows = [{"id": s.id, "mr": str(s.mr.resolve()), "ct": str(s.ct.resolve()),
+                 **({"mask": str(s.mask.resolve())} if s.mask else {})} for s in subjects]
         if any("mask" not in r for r in rows):
             rows = [{k: v for k, v in r.items() if k != "mask"} for r in rows]
         _write_csv(folder / "layout.csv", rows)
