@@ -38,6 +38,10 @@ ENGINE_DEFAULTS: dict[str, Any] = {
     "val_slices": 8,
     "val_sampler": None,         # None: the model's default sampler
     "val_steps": None,           # None: the sampler's default (fixed-length samplers need None)
+    "val_volumes": 2,            # validation subjects translated whole through the synthesize
+                                 # path at each validation (0: slice-level figures only)
+    "patience": 0,               # warn after this many validations without a better MAE (0: never)
+    "early_stop": False,         # with patience: also stop the run (checkpoint, best kept)
     "log_every": 10,
     "tensorboard": False,
     "progress": True,
@@ -198,6 +202,11 @@ def check_config(cfg: dict[str, Any], spec) -> None:
         raise UsageError(f"config context={cfg['context']!r}: must be an integer >= 0")
     if cfg["ema"] is not None and not 0.0 <= float(cfg["ema"]) < 1.0:
         raise UsageError(f"config ema={cfg['ema']!r}: must be in [0, 1)")
+    for key in ("val_every", "val_volumes", "patience"):
+        if not isinstance(cfg[key], int) or isinstance(cfg[key], bool) or cfg[key] < 0:
+            raise UsageError(f"config {key}={cfg[key]!r}: must be an integer >= 0")
+    if cfg["early_stop"] and not cfg["patience"]:
+        raise UsageError("early_stop needs patience > 0 (--patience K)")
     if cfg["stage"] is not None and not isinstance(cfg["stage"], str):
         raise UsageError(f"config stage={cfg['stage']!r}: must be a stage name or null")
     unknown = set(cfg["augment"]) - set(ENGINE_DEFAULTS["augment"])

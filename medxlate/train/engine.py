@@ -10,6 +10,7 @@ Example:
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,8 @@ from medxlate.errors import InputError, OutputError, UsageError
 from medxlate.io.atomic import atomic_path
 from medxlate.models.registry import ModelSpec, get_spec
 from medxlate.train import checkpoint as ckpt
-from medxlate.train.config import merge, resolve_config
+from medxlate.train.budget import parse_duration
+from medxlate.train.config import ENGINE_DEFAULTS, merge, resolve_config
 from medxlate.train.context import StepContext
 from medxlate.train.data import SliceData, collate
 from medxlate.train.distributed import (
@@ -42,6 +44,13 @@ from medxlate.train.sampling import BatchPlan, PlanSampler
 from medxlate.train.schedule import apply_lr, lr_factor
 from medxlate.train.stages import stage_at, stage_plan
 from medxlate.train.validate import validate
+from medxlate.train.watch import (
+    BestTracker,
+    TrainingDiverged,
+    diverged,
+    divergence_message,
+    restore_tracker,
+)
 from medxlate.weights import CheckpointMeta, warn_once
 
 
@@ -55,13 +64,16 @@ class TrainResult:
     seconds: float
     losses: list[dict[str, float]] = field(default_factory=list)   # one row per cycle
     val: dict[str, float] = field(default_factory=dict)
+    stopped: str | None = None        # "time_budget" or "early_stop" when stopped before steps
+    best_step: int | None = None      # step of best.safetensors (None: no validation score)
+    best_score: float = float("inf")
 
 
 def train(model: str | ModelSpec, data: Path | str, out: Path | str, *,
           config: str | dict | None = None, overrides: dict[str, Any] | None = None,
           steps: int | None = None, epochs: int | None = None, batch_size: int | None = None,
           device: str | None = "auto", resume: bool = False, seed: int | None = None,
-          quiet: bool = False) -> TrainResult:
+          quiet: bool = False, time_budget: float | str | None = None) -> TrainResult:
     """Train ``model`` on the dataset folder ``data`` into the run folder ``out``.
 
     Args:
@@ -75,6 +87,10 @@ def train(model: str | ModelSpec, data: Path | str, out: Path | str, *,
         resume: continue from the newest checkpoint in ``out`` with the run's config.json
             (``steps``/``epochs`` may extend it; other config options are refused).
         quiet: no progress on stderr (not part of the config: a resumed run may differ).
+        time_budget: seconds (or "30m", "2h", "90s") of training, counted over the whole run
+            like ``steps`` (a resumed run continues the clock); when spent, the run stops
+            after the current step, validates once more and writes its checkpoint and
+            model.safetensors (``TrainResult.stopped == "time_budget"``).
 
     Under torchrun every rank calls this; rank 0 logs and writes.
     """
@@ -84,6 +100,8 @@ def train(model: str | ModelSpec, data: Path | str, out: Path | str, *,
                                    ("batch_size", batch_size), ("seed", seed)) if v is not None}
     if steps is not None and epochs is not None:
         raise UsageError("give --steps or --epochs, not both")
+    if time_budget is not None:
+        time_budget = parse_duration(time_budget)
     if not (data / "dataset.json").is_file():
         raise InputError(f"{data}: dataset not found (no dataset.json)")
     if resume:
@@ -101,6 +119,7 @@ def train(model: str | ModelSpec, data: Path | str, out: Path | str, *,
     try:
         runner = _Run(spec, data, out, cfg, world, dev, resume)
         runner.show_progress = not quiet
+        runner.time_budget = time_budget
         return runner.run()
     finally:
         close_world(world)
@@ -110,15 +129,32 @@ def _resumed_config(out: Path, config, overrides, shortcuts) -> dict[str, Any]:
     path = out / "config.json"
     if not path.is_file():
         raise InputError(f"--resume: {path} not found (not a medxlate run folder)")
-    if config is not None or overrides or set(shortcuts) - {"steps", "epochs"}:
-        raise UsageError("--resume uses the run's config.json; only --steps/--epochs may "
-                         "change (drop --config, --set, --batch-size, --seed)")
+    changed = set(overrides or {}) - set(RESUMABLE_KEYS)
+    if config is not None or changed or set(shortcuts) - {"steps", "epochs"}:
+        raise UsageError("--resume uses the run's config.json; only --steps/--epochs and the "
+                         f"validation options ({', '.join(RESUMABLE_KEYS)}) may change (drop "
+                         "--config, --set, --batch-size, --seed)")
     cfg = json.loads(path.read_text())
+    for key in ("val_volumes", "patience", "early_stop"):   # runs from before these keys
+        cfg.setdefault(key, ENGINE_DEFAULTS[key])
+    if overrides:
+        from medxlate.train.config import check_config
+        from medxlate.train.overrides import check_overrides
+
+        check_overrides(cfg, overrides)
+        cfg.update(overrides)
+        check_config(cfg, get_spec(cfg["model"]))
     if "steps" in shortcuts:
         cfg.update(steps=shortcuts["steps"], epochs=None)
     if "epochs" in shortcuts:
         cfg["epochs"] = shortcuts["epochs"]
     return cfg
+
+
+# Config keys a resumed run may change: they decide what is measured, not what is learned
+# (validation draws from its own generators, and every cycle reseeds from (seed, rank, step)).
+RESUMABLE_KEYS = ("val_every", "val_volumes", "val_sampler", "val_steps", "val_slices",
+                  "patience", "early_stop", "progress")
 
 
 def no_validation_message(data: Path, n_val_subjects: int, val_every: int) -> str:
@@ -138,6 +174,7 @@ class _Run:
         self.spec, self.data, self.out, self.cfg = spec, data, out, cfg
         self.world, self.device, self.resume = world, device, resume
         self.show_progress = True
+        self.time_budget: float | None = None
         self.dataset = load_dataset(data)
         self.family = spec.load_entry()
         # 3D models train on the dataset's fixed-size volumes (or patches of them).
@@ -235,48 +272,86 @@ class _Run:
             self.out.mkdir(parents=True, exist_ok=True)
             with atomic_path(self.out / "config.json", overwrite=True) as tmp:
                 tmp.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+        self.last_checkpoint = start or None
         log = RunLog(self.out, cfg["tensorboard"], start if self.resume else None) if main else None
+        self.tracker = BestTracker(cfg["patience"])
+        if main and self.resume:
+            restore_tracker(self.tracker, self.out, start)
         if main and self.pretrained_notes:
             log.note("pretrained", {"step": 0, **self.pretrained_notes})
+        if main and self.time_budget is not None:
+            log.note("time_budget", {"step": start, "seconds": self.time_budget})
         loader = self._loader(start)
-        progress = Progress(self.total, start, main and cfg["progress"] and self.show_progress)
+        self.progress = Progress(self.total, start, main and cfg["progress"]
+                                 and self.show_progress, self.time_budget, elapsed0)
         rows: list[dict[str, float]] = []
         window: list[dict[str, float]] = []
         t0, tick, val = time.perf_counter(), time.perf_counter(), {}
+        self.elapsed = lambda: elapsed0 + time.perf_counter() - t0
         batches = iter(loader)
+        end, stop, val_step = start, None, None
         for step in range(start, self.total):
             losses = self._cycle(step, batches)
+            if self._agree(bool(diverged(losses))):
+                self._diverged(step + 1, losses, log)
+            end = step + 1
             rows.append(losses)
             window.append(losses)
-            progress.update(losses)
-            last = step + 1 == self.total
-            if (step + 1) % cfg["log_every"] == 0 or last:
+            self.progress.update(losses)
+            if self.time_budget is not None and end < self.total and \
+                    self._agree(self.elapsed() >= self.time_budget):
+                stop = "time_budget"
+            last = end == self.total or stop is not None
+            if end % cfg["log_every"] == 0 or last:
                 keys = dict.fromkeys(k for w in window for k in w)
                 mean = all_mean({k: float(np.mean([w[k] for w in window if k in w]))
                                  for k in keys}, self.world, self.device)
                 now = time.perf_counter()
                 if main:
-                    log.write("train", {"step": step + 1, **mean, "lr_factor": lr_factor(
+                    log.write("train", {"step": end, **mean, "lr_factor": lr_factor(
                         step, self.total, cfg["lr_schedule"], cfg["warmup_steps"],
                         cfg["lr_floor"]), "it_s": len(window) / max(now - tick, 1e-9),
                         "elapsed_s": elapsed0 + now - t0})
                 window, tick = [], now
-            if cfg["val_every"] and (step + 1) % cfg["val_every"] == 0 and not last:
-                val = self._validate(step + 1, log)
-            if (step + 1) % cfg["checkpoint_every"] == 0 and not last:
-                self._checkpoint(step + 1, elapsed0 + time.perf_counter() - t0, rows, val)
-        progress.close()
-        val = self._validate(self.total, log) or val
-        seconds = elapsed0 + time.perf_counter() - t0
-        extra = self._checkpoint(self.total, seconds, rows, val)
+            if last:
+                break
+            if cfg["val_every"] and end % cfg["val_every"] == 0:
+                val, val_step = self._validate(end, log), end
+                if cfg["early_stop"] and self._agree(self.tracker.stalled):
+                    stop = "early_stop"
+                    break
+            if end % cfg["checkpoint_every"] == 0:
+                self._checkpoint(end, self.elapsed(), rows, val)
+        self.progress.close()
+        if val_step != end:
+            val = self._validate(end, log) or val
+        seconds = self.elapsed()
+        extra = self._checkpoint(end, seconds, rows, val, stop)
         if main:
             ckpt.save_model(self.out / "model.safetensors",
                             self.ema.nets if self.ema else self.nets, self.inference,
                             self._meta(extra))
+            if stop is not None:
+                log.note("stopped", {"step": end, "reason": stop, "elapsed_s": seconds})
             log.close()
         self._barrier()
-        return TrainResult(self.out, self.out / "model.safetensors", self.total, seconds,
-                           rows, val)
+        return TrainResult(self.out, self.out / "model.safetensors", end, seconds,
+                           rows, val, stop, self.tracker.best_step, self.tracker.best)
+
+    def _agree(self, flag: bool) -> bool:
+        """True on every rank when ``flag`` is True on any (a collective under torchrun)."""
+        if not self.world.distributed:
+            return flag
+        return all_mean({"flag": float(flag)}, self.world, self.device)["flag"] > 0
+
+    def _diverged(self, step: int, losses: dict[str, float], log: RunLog | None) -> None:
+        bad = {k: losses[k] for k in diverged(losses)}
+        message = divergence_message(step, bad, self.last_checkpoint)
+        if log is not None:
+            log.note("diverged", {"step": step, **{k: str(v) for k, v in bad.items()}})
+            log.close()
+        self.progress.close()
+        raise TrainingDiverged(message)
 
     def _loader(self, start: int):
         cfg, acc = self.cfg, self.cfg["accumulate"]
@@ -335,22 +410,48 @@ class _Run:
                                self.dataset.info["normalisation"], sampler,
                                self.cfg["val_steps"], self.device, self.cfg["seed"])
             if metrics:                 # val_slices=0 (e.g. an autoencoder): nothing to log
-                log.write("val", {"step": step, **metrics})
+                log.write("val", {"step": step, **metrics,
+                                  "elapsed_s": round(self.elapsed(), 3)})
+                self._keep_best(step, metrics)
         self._barrier()
         return metrics
 
-    def _checkpoint(self, step: int, seconds: float, rows, val) -> dict[str, Any]:
+    def _keep_best(self, step: int, metrics: dict[str, float]) -> None:
+        """Rewrite best.safetensors on a new lowest validation MAE; warn when stalled."""
+        tracker = self.tracker
+        if tracker.update(step, metrics):
+            extra = {"steps": step, "seconds": round(self.elapsed(), 3),
+                     "seed": self.cfg["seed"], "val": metrics,
+                     "best": {"step": step, "metric": tracker.key, "score": tracker.best}}
+            ckpt.save_model(self.out / "best.safetensors",
+                            self.ema.nets if self.ema else self.nets, self.inference,
+                            self._meta(extra))
+        if tracker.key is not None:
+            self.progress.val = (tracker.key, metrics.get(tracker.key))
+        if tracker.stalled and tracker.since % int(tracker.patience) == 0:
+            print(f"medxlate: warning: step {step}: {tracker.stall_message()}"
+                  + ("; stopping (early_stop)" if self.cfg["early_stop"] else ""),
+                  file=sys.stderr, flush=True)
+
+    def _checkpoint(self, step: int, seconds: float, rows, val,
+                    stopped: str | None = None) -> dict[str, Any]:
         extra = {"steps": step, "seconds": round(seconds, 3), "seed": self.cfg["seed"],
                  "batch_size": self.cfg["batch_size"], "accumulate": self.cfg["accumulate"],
                  "hardware": hardware(self.device, self.world),
                  "data_parallel": ("ddp" if self.ddp_names else "allreduce"
                                    if self.world.distributed else None),
                  "final_losses": rows[-1] if rows else {}, "val": val}
+        if stopped is not None:
+            extra["stopped"] = stopped
+        if self.tracker.best_step is not None:
+            extra["best"] = {"step": self.tracker.best_step, "metric": self.tracker.key,
+                             "score": self.tracker.best}
         if self.world.is_main:
             counters = {"step": step, "elapsed_s": seconds, "world_size": self.world.world_size}
             ckpt.save_state(ckpt.step_folder(self.out, step), self.nets, self.optimizers,
                             self.ema, counters, self.inference, self._meta(extra))
             ckpt.prune(self.out, int(self.cfg["keep_checkpoints"]))
+        self.last_checkpoint = step
         self._barrier()
         return extra
 

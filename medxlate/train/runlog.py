@@ -6,10 +6,12 @@ from __future__ import annotations
 import csv
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 from medxlate.errors import UsageError
+from medxlate.train.budget import format_duration
 
 
 class RunLog:
@@ -96,32 +98,62 @@ def _header(path: Path) -> list[str]:
 
 class Progress:
     """A tqdm bar over optimiser cycles on a terminal; when stderr is a file or a pipe, a plain
-    line about every 5 % of the run (no carriage returns); nothing when ``enabled`` is False."""
+    line about every 5 % of the run (no carriage returns); nothing when ``enabled`` is False.
 
-    def __init__(self, total: int, initial: int, enabled: bool):
+    Both show the step, the first losses, the last validation score (``val``, set by the
+    engine after each validation), steps/s and the ETA (the end of the steps or of the time
+    budget, whichever comes first).
+    """
+
+    def __init__(self, total: int, initial: int, enabled: bool,
+                 time_budget: float | None = None, elapsed0: float = 0.0):
         self.bar = None
         self.plain = enabled and not sys.stderr.isatty()
-        self.step, self.total = initial, total
+        self.step, self.total, self.initial = initial, total, initial
         self.every = max(1, total // 20)
+        self.time_budget, self.elapsed0 = time_budget, elapsed0
+        self.val: tuple[str, float | None] | None = None
+        self.t0 = time.perf_counter()
         if enabled and not self.plain:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, initial=initial, unit="it", dynamic_ncols=True, mininterval=1.0,
                             file=sys.stderr, desc="train")
 
+    def _rate_eta(self) -> tuple[float, float]:
+        spent = time.perf_counter() - self.t0
+        rate = (self.step - self.initial) / spent if spent > 0 else 0.0
+        eta = (self.total - self.step) / rate if rate > 0 else float("inf")
+        if self.time_budget is not None:
+            eta = min(eta, max(0.0, self.time_budget - self.elapsed0 - spent))
+        return rate, eta
+
+    def _fields(self, losses: dict[str, float]) -> dict[str, str]:
+        shown = {k: f"{v:.4g}" for k, v in list(losses.items())[:3]}
+        if self.val is not None and self.val[1] is not None:
+            shown["val " + self.val[0].replace("vol_", "").replace("val_", "")] = \
+                f"{self.val[1]:.4g}"
+        return shown
+
     def update(self, losses: dict[str, float]) -> None:
         self.step += 1
         if self.plain and (self.step % self.every == 0 or self.step == self.total):
-            shown = ", ".join(f"{k} {v:.4g}" for k, v in list(losses.items())[:3])
-            print(f"train: step {self.step}/{self.total}: {shown}", file=sys.stderr, flush=True)
+            rate, eta = self._rate_eta()
+            shown = ", ".join(f"{k} {v}" for k, v in self._fields(losses).items())
+            print(f"train: step {self.step}/{self.total}: {shown}, {rate:.3g} steps/s, "
+                  f"ETA {format_duration(eta) if eta < float('inf') else '?'}",
+                  file=sys.stderr, flush=True)
         if self.bar is not None:
-            self.bar.set_postfix({k: f"{v:.4g}" for k, v in list(losses.items())[:3]},
-                                 refresh=False)
+            fields = self._fields(losses)
+            if self.time_budget is not None:
+                fields["budget left"] = format_duration(self._rate_eta()[1])
+            self.bar.set_postfix(fields, refresh=False)
             self.bar.update(1)
 
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+            self.bar = None
 
 
 def _rewrite(path: Path, fields: list[str]) -> None:
