@@ -272,8 +272,8 @@ class Bench:
         if model.is_file():
             return model
         kwargs: dict[str, Any] = {"steps": entry.steps, "device": self.device, "quiet": True}
-        if entry.minutes is not None:
-            kwargs.update(time_budget_kwargs(entry))
+        if entry.minutes is not None:     # stops at the budget or the steps, the first
+            kwargs["time_budget"] = entry.minutes * 60.0
         resumable = run.is_dir() and bool(ckpt.step_folders(run))
         if resumable:
             self.echo(f"bench: {entry.label}: resuming training from {run}")
@@ -317,18 +317,6 @@ class Bench:
             write_json(done, case)
             cases.append(case)
         return cases
-
-
-def time_budget_kwargs(entry: ModelEntry) -> dict[str, Any]:
-    """train()'s keywords for a budget in minutes (needs train's time budget)."""
-    import inspect
-
-    from medxlate.train import train
-
-    if "time_budget" not in inspect.signature(train).parameters:
-        raise UsageError(f"{entry.label}: a budget in minutes needs train's time budget, "
-                         "which this build lacks; give steps")
-    return {"time_budget": entry.minutes * 60.0}
 
 
 def _budget_text(entry: ModelEntry) -> str:
