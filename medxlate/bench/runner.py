@@ -258,9 +258,10 @@ class Bench:
 
     def _weights(self, entry: ModelEntry, folder: Path) -> tuple[Path, bool]:
         if entry.weights == "shipped":
+            from medxlate.models.registry import get_spec
             from medxlate.weights import shipped_weights
 
-            return Path(shipped_weights(entry.model)[0]), False
+            return Path(shipped_weights(get_spec(entry.model).weights)[0]), False
         if entry.weights is not None:
             return Path(entry.weights), False
         return self._train(entry, folder / "run"), True
@@ -303,7 +304,10 @@ class Bench:
             src, _ = subject.files(entry.direction)
             out = folder / "out" / f"{subject.id}.nii.gz"
             out.parent.mkdir(parents=True, exist_ok=True)
-            req = SynthesizeRequest(model=entry.model, inputs=src, out=out, weights=weights,
+            # Shipped weights go by name, so synthesize checks their sha256 as for users.
+            shipped = entry.weights == "shipped"
+            req = SynthesizeRequest(model=entry.model, inputs=src, out=out,
+                                    weights=None if shipped else weights,
                                     direction=DIRECTIONS[entry.direction][2],
                                     sampler=entry.sampler, steps=entry.sampler_steps,
                                     device=self.device, seed=0, overwrite=True, progress=False)

@@ -218,6 +218,8 @@ def _model(where: _Where, i: int, raw: Any, direction: str) -> ModelEntry:
         if entry.steps or entry.minutes or entry.set:
             raise where.fail(key, "weights: given, so nothing is trained: drop steps, "
                              "minutes and set")
+        if entry.weights == "shipped" and not spec.weights:
+            raise where.fail(f"{key}.weights", f"{spec.name} has no shipped weights")
         if entry.weights != "shipped":
             path = Path(entry.weights).expanduser()
             entry.weights = str(path if path.is_absolute() else
