@@ -17,8 +17,8 @@ from pathlib import Path
 
 from medxlate.errors import InputError, MedxlateError, UsageError
 
-BLOCK = re.compile(r"(<!-- bench:begin(?P<direction>[^>]*?)-->)(?P<body>.*?)(<!-- bench:end -->)",
-                   re.S)
+BLOCK = re.compile(r"(<!-- bench:begin(?P<direction>(?:(?!-->).)*?)-->)(?P<body>.*?)"
+                   r"(<!-- bench:end -->)", re.S)
 
 
 def block_text(result: dict, direction: str | None) -> str:
