@@ -111,6 +111,9 @@ def markdown(result: dict) -> str:
            f"{result['machine']}; {result['created']}.", ""]
     for direction in dict.fromkeys(r["direction"] for r in result["rows"]):
         out += [f"## {direction}", "", markdown_table(result, direction), ""]
+    if result.get("failed"):
+        out += ["## Failed rows", "", *[f"- {f['label']}: {f['error']}" for f in result["failed"]],
+                ""]
     out += ["`above floor`: MAE minus the spacing floor of the row's grid (the reference taken "
             "to that grid and back). `vs intensity map`: MAE minus the intensity map's "
             "(negative: better than any per-voxel lookup).", ""]

@@ -26,7 +26,7 @@ import numpy as np
 
 from medxlate.bench.cohort import Cohort, TestSubject, prepare_cohort
 from medxlate.bench.spec import DIRECTIONS, BenchSpec, ModelEntry
-from medxlate.errors import UsageError
+from medxlate.errors import MedxlateError, PartialFailure, UsageError
 from medxlate.io.atomic import atomic_path
 
 METRICS = ("mae", "me", "psnr", "ssim")
@@ -120,9 +120,17 @@ class Bench:
     def run(self, entries: list[ModelEntry]) -> dict[str, Any]:
         self._check_workdir()
         self.cohort = prepare_cohort(self.spec.cohort, self.work / "cohort", self.echo)
-        rows = []
+        rows, self.failed, self.errors = [], [], []
         for entry in entries:
-            rows.append(self.model_row(entry))
+            try:
+                rows.append(self.model_row(entry))
+            except UsageError:
+                raise                         # the command itself is wrong: stop here
+            except MedxlateError as exc:      # e.g. a diverged loss: the other rows go on
+                self.errors.append(exc)
+                self.echo(f"bench: {entry.label}: failed: {exc}")
+                self.failed.append({"label": entry.label, "error": str(exc),
+                                    "exit_code": exc.exit_code})
         refs = []
         for direction in dict.fromkeys(e.direction for e in entries):
             refs += self.reference_rows(direction)
@@ -131,7 +139,8 @@ class Bench:
             refs += [self.floor_row(direction, g) for g in grids]
         from medxlate.bench.report import compare
 
-        return compare(self.spec, self.cohort, rows, refs, self.device)
+        return {**compare(self.spec, self.cohort, rows, refs, self.device),
+                "failed": self.failed}
 
     # -- references -------------------------------------------------------------------------
     def _reference(self, direction: str, name: str, predict: Callable[[TestSubject], Path],
@@ -347,10 +356,22 @@ def _device_label(hardware: dict | None) -> str | None:
 
 def run_bench(spec: BenchSpec, workdir: Path, entries: list[ModelEntry] | None = None,
               echo=print, hooks: Hooks | None = None, device: str | None = None) -> dict:
-    """Run ``entries`` (default: all of the spec's) and write W/bench.{md,json,csv,png}."""
+    """Run ``entries`` (default: all of the spec's) and write W/bench.{md,json,csv,png}.
+
+    A row that fails with a medxlate error (bad weights, a diverged loss...) is reported and
+    the others go on; the outputs are written, then PartialFailure (exit 8) is raised, or the
+    row's own error when every row failed. A rerun retries the failed rows.
+    """
     from medxlate.bench.report import write_outputs
 
     bench = Bench(spec, workdir, echo, hooks, device)
-    result = bench.run(entries if entries is not None else spec.models)
+    entries = entries if entries is not None else spec.models
+    result = bench.run(entries)
+    if len(result["failed"]) == len(entries):
+        raise bench.errors[0]
     write_outputs(result, Path(workdir))
+    if result["failed"]:
+        names = ", ".join(f["label"] for f in result["failed"])
+        raise PartialFailure(f"{len(result['failed'])} of {len(entries)} rows failed ({names}); "
+                             f"see {Path(workdir) / 'bench.md'}; rerun to retry them")
     return result

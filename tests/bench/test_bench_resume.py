@@ -84,3 +84,28 @@ def test_killed_bench_resumes_without_retraining(tmp_path):
     with pytest.raises(UsageError, match="another entry"):
         run_bench(spec, work, select(spec, ["a"], None, 3), hooks=Recorder().hooks(),
                   echo=lambda line: None)
+
+
+def test_a_failing_row_is_reported_and_the_others_go_on(tmp_path):
+    from medxlate.errors import InputError, PartialFailure
+
+    spec, work = load_spec(TINY), tmp_path / "W"
+    calls = []
+
+    def train(model, data, out, **kw):
+        calls.append(Path(out).parent.name)
+        if Path(out).parent.name == "a":
+            raise InputError("loss diverged at step 1 (constructed)")
+        return real_train(model, data, out, **kw)
+
+    with pytest.raises(PartialFailure, match=r"1 of 2 rows failed \(a\)"):
+        run_bench(spec, work, hooks=Hooks(train=train), echo=lambda line: None)
+    result = json.loads((work / "bench.json").read_text())
+    assert [r["label"] for r in result["rows"]] == ["b"]
+    assert result["failed"] == [{"label": "a", "error": "loss diverged at step 1 (constructed)",
+                                 "exit_code": 3}]
+    assert "- a: loss diverged at step 1" in (work / "bench.md").read_text()
+    # a rerun retries the failed row only
+    calls.clear()
+    result = run_bench(spec, work, hooks=Hooks(), echo=lambda line: None)
+    assert [r["label"] for r in result["rows"]] == ["a", "b"] and result["failed"] == []
