@@ -146,7 +146,8 @@ def _phantom(cohort: dict, folder: Path, echo) -> Cohort:
                          list(range(n_train + n_val)))
         rows = [{"id": s.name, "mr": str(s.resolve() / "mr.nii.gz"),
                  "ct": str(s.resolve() / "ct_on_mr.nii.gz"),
-                 "mask": str(s.resolve() / "mask.nii.gz"), "split": "train" if i < n_train else "val"}
+                 "mask": str(s.resolve() / "mask.nii.gz"),
+                 "split": "train" if i < n_train else "val"}
                 for i, s in enumerate(subs)]
         _write_csv(folder / "train.csv", rows)
         _preprocess(folder / "train.csv", dataset, cohort, config.region, echo)
