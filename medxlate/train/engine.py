@@ -257,6 +257,7 @@ class _Run:
     def run(self) -> TrainResult:
         self._build()
         cfg, main = self.cfg, self.world.is_main
+        self.vol_subjects = self._volume_subjects()
         start, elapsed0 = 0, 0.0
         if self.resume:
             folders = ckpt.step_folders(self.out)
@@ -331,6 +332,8 @@ class _Run:
             ckpt.save_model(self.out / "model.safetensors",
                             self.ema.nets if self.ema else self.nets, self.inference,
                             self._meta(extra))
+            if not val:
+                self._draw()
             if stop is not None:
                 log.note("stopped", {"step": end, "reason": stop, "elapsed_s": seconds})
             log.close()
@@ -396,25 +399,59 @@ class _Run:
         broadcast_state(self.nets, self.world, buffers_only=True)
         return {**sums, **{f"grad_norm_{k}": v for k, v in ctx.grad_norms.items()}}
 
+    def _volume_subjects(self) -> list[dict[str, Path]]:
+        """Validation subjects scored whole at each validation (2D models, main rank)."""
+        cfg = self.cfg
+        if not (self.world.is_main and cfg["val_volumes"] and self.spec.spatial_dims != "3d"
+                and cfg["pairing"] != "unconditional" and not self.spec.is_autoencoder):
+            return []
+        from medxlate.train.volume_val import volume_subjects
+
+        found = volume_subjects(self.dataset, cfg, int(cfg["val_volumes"]))
+        if not found and self.dataset.subjects("val"):
+            print(f"medxlate: note: {self.data}: the val subjects have no whole volumes "
+                  "(subjects/<id>/*.nii.gz): validation scores slices only",
+                  file=sys.stderr, flush=True)
+        return found
+
     def _validate(self, step: int, log: RunLog | None) -> dict[str, float]:
         metrics: dict[str, float] = {}
         # 3D models have no slice validation: `medxlate evaluate` scores their volumes.
-        if self.world.is_main and len(self.val_data) and self.spec.spatial_dims != "3d":
+        if self.world.is_main and self.spec.spatial_dims != "3d" and (
+                len(self.val_data) or self.vol_subjects):
             nets = dict(self.nets)
             if self.ema is not None:
                 nets.update(self.ema.nets)
             for net in nets.values():
                 net.eval()
             sampler = self.cfg["val_sampler"] or self.spec.default_sampler
-            metrics = validate(self.family, nets, self.val_data, self.cfg,
-                               self.dataset.info["normalisation"], sampler,
-                               self.cfg["val_steps"], self.device, self.cfg["seed"])
+            if len(self.val_data):
+                metrics = validate(self.family, nets, self.val_data, self.cfg,
+                                   self.dataset.info["normalisation"], sampler,
+                                   self.cfg["val_steps"], self.device, self.cfg["seed"])
+            if self.vol_subjects:
+                from medxlate.train.volume_val import in_memory_model, validate_volumes
+
+                model = in_memory_model(self.spec, self.family, nets, self._meta({}),
+                                        self.device)
+                metrics.update(validate_volumes(model, self.vol_subjects, self.cfg, sampler,
+                                                self.cfg["val_steps"], self.cfg["seed"]))
             if metrics:                 # val_slices=0 (e.g. an autoencoder): nothing to log
                 log.write("val", {"step": step, **metrics,
                                   "elapsed_s": round(self.elapsed(), 3)})
                 self._keep_best(step, metrics)
+                self._draw()
         self._barrier()
         return metrics
+
+    def _draw(self) -> None:
+        """Redraw curves.png; a plotting failure costs the picture, never the run."""
+        from medxlate.train.curves import draw_curves
+
+        try:
+            draw_curves(self.out)
+        except Exception as exc:  # noqa: BLE001 - matplotlib may fail in many ways
+            warn_once(f"{self.out / 'curves.png'} not drawn ({type(exc).__name__}: {exc})")
 
     def _keep_best(self, step: int, metrics: dict[str, float]) -> None:
         """Rewrite best.safetensors on a new lowest validation MAE; warn when stalled."""
