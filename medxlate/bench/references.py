@@ -80,7 +80,7 @@ def training_voxels(dataset: Path, direction: str) -> tuple[np.ndarray, np.ndarr
     """
     from medxlate.io.readers import read_volume
     from medxlate.preprocess.dataset import load_dataset
-    from medxlate.preprocess.normalise import normalise_ct, normalise_mr
+    from medxlate.intensity import normalise_ct, normalise_mr
 
     ds = load_dataset(dataset)
     norm = ds.info["normalisation"]
@@ -105,10 +105,10 @@ def training_voxels(dataset: Path, direction: str) -> tuple[np.ndarray, np.ndarr
 
 def normalised_input(path: Path, direction: str, norm: dict) -> tuple[object, np.ndarray]:
     """(canonical volume, normalised array) of a held-out input, as synthesize normalises it:
-    MR percentiles inside the input's own body mask (medxlate.synth.volume.network_input)."""
+    MR percentiles inside the input's own body mask (medxlate.synth.network_space.network_input)."""
     from medxlate.io.readers import read_volume
     from medxlate.preprocess.mask import body_mask
-    from medxlate.preprocess.normalise import normalise
+    from medxlate.intensity import normalise
 
     modality = "MR" if direction == "mr->ct" else "CT"
     vol = read_volume(path, modality=modality)
@@ -125,7 +125,7 @@ def in_reference_units(values: np.ndarray, direction: str, reference: Path,
         return np.asarray(values, np.float32)
     from medxlate.evaluate.pairs import Case
     from medxlate.evaluate.run import Settings, load_case, mr_normalisation
-    from medxlate.preprocess.normalise import denormalise_mr
+    from medxlate.intensity import denormalise_mr
 
     settings = Settings(modality="MR")
     loaded = load_case(Case("ref", reference, reference, mask), settings)
