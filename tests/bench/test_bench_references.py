@@ -123,3 +123,14 @@ def test_intensity_map_medians_match_a_brute_force_loop():
 def test_intensity_map_empty_bins_take_the_nearest_filled_bin():
     fitted = fit_map(np.array([0.0, 0.05, 0.95, 1.0]), np.array([1.0, 3.0, 7.0, 9.0]), bins=10)
     assert list(fitted.medians) == [2.0] * 5 + [8.0] * 5
+
+
+def test_ct_to_mr_rows_are_scored_on_normalised_mr(exact_bench):
+    """CT -> MR: the slabs' CT values are distinct, so MR is an exact function of CT; the
+    target is normalised MR (percentiles 100 / 900 -> -1 / 1 for training and held-out)."""
+    rows = {r["label"]: r for r in exact_bench.reference_rows("ct->mr")}
+    assert rows["intensity-map"]["metrics"]["mae"] == pytest.approx(0.0, abs=1e-4)
+    # median normalised training MR = 0 (five equal slabs at -1, -0.5, 0, 0.5, 1):
+    # MAE = (1 + 0.5 + 0 + 0.5 + 1) / 5
+    assert rows["constant"]["metrics"]["mae"] == pytest.approx(0.6, abs=1e-4)
+    assert exact_bench.floor_row("ct->mr", None)["metrics"]["mae"] == 0.0
