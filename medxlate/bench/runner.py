@@ -26,7 +26,7 @@ import numpy as np
 
 from medxlate.bench.cohort import Cohort, TestSubject, prepare_cohort
 from medxlate.bench.spec import DIRECTIONS, BenchSpec, ModelEntry
-from medxlate.errors import MedxlateError, PartialFailure, UsageError
+from medxlate.errors import MedxlateError, OutputError, PartialFailure, UsageError
 from medxlate.io.atomic import atomic_path
 
 METRICS = ("mae", "me", "psnr", "ssim")
@@ -106,7 +106,17 @@ class Bench:
         self.cohort: Cohort | None = None
 
     # -- state ----------------------------------------------------------------------------
+    def finished_row(self, entry: ModelEntry) -> dict[str, Any] | None:
+        """The row of an earlier run of this very entry, if it finished."""
+        done = self.work / "models" / entry.slug / "row.json"
+        if not done.is_file():
+            return None
+        row = json.loads(done.read_text())
+        return row if row["entry"] == clean(entry.record()) else None
+
     def _check_workdir(self) -> None:
+        if self.work.exists() and not self.work.is_dir():
+            raise OutputError(f"--workdir {self.work} exists and is not a folder")
         state = {"spec": self.spec.name, "cohort": self.spec.cohort}
         path = self.work / "bench-state.json"
         if path.is_file():
@@ -121,7 +131,14 @@ class Bench:
         self._check_workdir()
         self.cohort = prepare_cohort(self.spec.cohort, self.work / "cohort", self.echo)
         rows, self.failed, self.errors = [], [], []
-        for entry in entries:
+        chosen = {e.slug: e for e in entries}
+        for spec_entry in self.spec.models:      # the spec's order
+            entry = chosen.get(spec_entry.slug)
+            if entry is None:                     # not asked for: shown when finished before
+                earlier = self.finished_row(spec_entry)
+                if earlier is not None:
+                    rows.append(earlier)
+                continue
             try:
                 rows.append(self.model_row(entry))
             except UsageError:
@@ -132,7 +149,7 @@ class Bench:
                 self.failed.append({"label": entry.label, "error": str(exc),
                                     "exit_code": exc.exit_code})
         refs = []
-        for direction in dict.fromkeys(e.direction for e in entries):
+        for direction in dict.fromkeys(r["direction"] for r in rows):
             refs += self.reference_rows(direction)
             grids = dict.fromkeys(tuple(r["grid"]["spacing_mm"]) if r["grid"]["spacing_mm"]
                                   else None for r in rows if r["direction"] == direction)

@@ -80,6 +80,10 @@ def test_killed_bench_resumes_without_retraining(tmp_path):
     again = run_bench(spec, work, hooks=fourth.hooks(), echo=lambda line: None)
     assert fourth.trains == [] and fourth.synths == []
     assert again["rows"] == result["rows"] and again["references"] == result["references"]
+    # 4b. --models b: b's row again, and a's finished row still in the table
+    only_b = run_bench(spec, work, select(spec, ["b"], None, None), hooks=fourth.hooks(),
+                       echo=lambda line: None)
+    assert [r["label"] for r in only_b["rows"]] == ["a", "b"] and fourth.trains == []
     # 5. another budget for a finished row is refused, not silently mixed in
     with pytest.raises(UsageError, match="another entry"):
         run_bench(spec, work, select(spec, ["a"], None, 3), hooks=Recorder().hooks(),
