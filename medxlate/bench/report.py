@@ -168,7 +168,8 @@ def plot(result: dict, direction: str, path: Path) -> None:
     ax.set_xlabel("training minutes (as recorded in each checkpoint)")
     ax.set_ylabel(f"MAE ({_unit(direction)}), held-out mean")
     ax.set_title(f"bench {result['spec']}: {direction}")
-    ax.set_xlim(left=0)
+    minutes = [r["budget"].get("minutes") or 0.0 for r in rows]
+    ax.set_xlim(0, max([*minutes, 0.1]) * 1.3)        # room for the labels
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     fig.tight_layout()
