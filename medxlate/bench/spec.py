@@ -153,6 +153,11 @@ def _cohort(where: _Where, raw: Any, base: Path) -> dict[str, Any]:
         raise where.fail("cohort.preprocess", "expected a list of KEY=VALUE settings of "
                          "`medxlate preprocess --set`")
     cohort["preprocess"] = pre
+    if kinds[0] == "dataset":
+        extra = [k for k in ("preprocess", "split", "test") if raw.get(k)]
+        if extra:
+            raise where.fail(f"cohort.{extra[0]}", "not for a dataset cohort (it is "
+                             "preprocessed and split already)")
     if kinds[0] == "phantom":
         ph = cohort["phantom"]
         if not isinstance(ph, dict):
@@ -160,6 +165,9 @@ def _cohort(where: _Where, raw: Any, base: Path) -> dict[str, Any]:
         _unknown(where, "cohort.phantom", ph, {"seed", "train", "val", "region", "spacing",
                                                "size"})
         _positive_int(where, "cohort.phantom.train", ph.get("train"))
+        val = ph.get("val", 0)
+        if isinstance(val, bool) or not isinstance(val, int) or val < 0:
+            raise where.fail("cohort.phantom.val", f"expected a count >= 0, got {val!r}")
         if not isinstance(ph.get("seed", 0), int):
             raise where.fail("cohort.phantom.seed", f"expected an integer, got {ph['seed']!r}")
         test = cohort.get("test")
