@@ -71,7 +71,7 @@ def score_volume(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray, target_mod
     reference (dataset units: HU or raw MR) inside ``mask``; see the module docstring."""
     from medxlate.evaluate.metrics import MetricConfig, point_metrics
     from medxlate.evaluate.ssim import ssim_masked
-    from medxlate.preprocess.normalise import modality_spec, normalise, normalise_mr
+    from medxlate.intensity import modality_spec, normalise, normalise_mr
 
     mask = np.asarray(mask, bool)
     if target_mod == "CT":
