@@ -31,6 +31,8 @@ from medxlate.io.atomic import atomic_path
 class TestSubject:
     """One held-out subject: its MR and CT files (on one grid) and body mask."""
 
+    __test__ = False          # not a pytest test class, despite the name
+
     id: str
     mr: Path
     ct: Path
