@@ -25,11 +25,14 @@ def bench(
     device: Annotated[str | None, typer.Option(
         "--device", help="auto, cpu, cuda, cuda:N or mps (default: the spec's).")] = None,
 ) -> None:
-    """Compare models on one cohort beside a constant guess, an intensity map and each
-    grid's spacing floor; writes WORKDIR/bench.md, bench.json, bench.csv, bench-*.png.
+    """Train, synthesize and score many models on one cohort, beside reference rows.
+
+    Reference rows (same run, same subjects): a constant guess, the best voxel-wise intensity
+    map and each working grid's spacing floor. Writes WORKDIR/bench.md, bench.json, bench.csv
+    and bench-<direction>.png; rerun the same command to resume (docs/bench.md).
 
     Exit codes: 2 bad spec or option; 3 cohort input missing or invalid; 4 workdir not
-    writable; 5 weights missing or corrupt.
+    writable; 5 weights missing or corrupt; 8 some rows failed (each is reported).
     """
     from medxlate.bench import load_spec, select
     from medxlate.io.guard import Output, refuse_overlaps
