@@ -99,8 +99,9 @@ def grid_label(spacing) -> str:
 
 class Bench:
     def __init__(self, spec: BenchSpec, workdir: Path, echo=print, hooks: Hooks | None = None,
-                 device: str | None = None):
+                 device: str | None = None, progress: bool = False):
         self.spec, self.work, self.echo = spec, Path(workdir), echo
+        self.progress = progress             # train's progress line on stderr
         self.hooks = hooks or Hooks()
         self.device = device or spec.device
         self.cohort: Cohort | None = None
@@ -298,7 +299,8 @@ class Bench:
         model = run / "model.safetensors"
         if model.is_file():
             return model
-        kwargs: dict[str, Any] = {"steps": entry.steps, "device": self.device, "quiet": True}
+        kwargs: dict[str, Any] = {"steps": entry.steps, "device": self.device,
+                                  "quiet": not self.progress}
         if entry.minutes is not None:     # stops at the budget or the steps, the first
             kwargs["time_budget"] = entry.minutes * 60.0
         resumable = run.is_dir() and bool(ckpt.step_folders(run))
@@ -372,7 +374,8 @@ def _device_label(hardware: dict | None) -> str | None:
 
 
 def run_bench(spec: BenchSpec, workdir: Path, entries: list[ModelEntry] | None = None,
-              echo=print, hooks: Hooks | None = None, device: str | None = None) -> dict:
+              echo=print, hooks: Hooks | None = None, device: str | None = None,
+              progress: bool = False) -> dict:
     """Run ``entries`` (default: all of the spec's) and write W/bench.{md,json,csv,png}.
 
     A row that fails with a medxlate error (bad weights, a diverged loss...) is reported and
@@ -381,7 +384,7 @@ def run_bench(spec: BenchSpec, workdir: Path, entries: list[ModelEntry] | None =
     """
     from medxlate.bench.report import write_outputs
 
-    bench = Bench(spec, workdir, echo, hooks, device)
+    bench = Bench(spec, workdir, echo, hooks, device, progress)
     entries = entries if entries is not None else spec.models
     result = bench.run(entries)
     if len(result["failed"]) == len(entries):

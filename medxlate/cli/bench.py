@@ -24,6 +24,8 @@ def bench(
         "--steps", min=1, help="Train every trained row for this many steps.")] = None,
     device: Annotated[str | None, typer.Option(
         "--device", help="auto, cpu, cuda, cuda:N or mps (default: the spec's).")] = None,
+    quiet: Annotated[bool, typer.Option(
+        "--quiet", "-q", help="No training progress (the bench's own lines remain).")] = False,
 ) -> None:
     """Train, synthesize and score many models on one cohort, beside reference rows.
 
@@ -45,7 +47,7 @@ def bench(
     from medxlate.bench.runner import run_bench
 
     run_bench(loaded, workdir, entries, echo=lambda line: typer.echo(line, err=True),
-              device=device)
+              device=device, progress=not quiet)
     for name in ("bench.md", "bench.json", "bench.csv"):
         typer.echo(str(workdir / name))
     typer.echo((workdir / "bench.md").read_text())
