@@ -38,6 +38,11 @@ def compare(spec, cohort, rows: list[dict], refs: list[dict], device: str) -> di
         row["vs_intensity_map"] = mae - imap["metrics"]["mae"] if imap else None
     from medxlate import __version__
 
+    if device == "auto":                   # say what auto meant on this machine
+        import torch
+
+        device = "auto (cuda)" if torch.cuda.is_available() else "auto (cpu)"
+
     return clean({"spec": spec.name, "spec_path": str(spec.path),
                   "description": spec.description, "cohort": cohort.description,
                   "test_subjects": [t.id for t in cohort.tests], "device": device,
