@@ -1,5 +1,8 @@
 """Results table: synthesize + evaluate each model on held-out phantom subjects.
 
+Superseded by `medxlate bench --spec readme` (docs/bench.md): the same subjects, synthesize
+and evaluate code, plus the constant, intensity-map and spacing-floor rows in the same run.
+
 Generates held-out head phantoms (each depends only on the phantom seed and its index, so anyone
 can regenerate them), runs `medxlate synthesize` on each subject's T1w MR exactly as a user
 would, and scores the result with `medxlate evaluate` against the CT resampled onto the MR grid

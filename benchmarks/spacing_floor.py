@@ -1,5 +1,7 @@
 """Resolution floor of a model that works at a coarser spacing than the scored grid.
 
+`medxlate bench` computes this floor for every working grid of its rows (docs/bench.md).
+
 `medxlate synthesize` resamples the input to the checkpoint's training spacing, runs the model
 there and resamples the result back onto the input grid (medxlate.synth.grid, linear both
 ways). A perfect model at that spacing can therefore do no better than the reference CT itself

@@ -42,6 +42,7 @@ def _root(
 def _register() -> None:
     # Each module adds its command(s) to `app`; the order here is the order in --help.
     from medxlate.cli import (
+        bench,
         evaluate,
         generate,
         info,
@@ -54,7 +55,7 @@ def _register() -> None:
     )
 
     for module in (info, models, phantom, preprocess, train, synthesize, generate, evaluate,
-                   weights):
+                   bench, weights):
         module.register(app)
 
 

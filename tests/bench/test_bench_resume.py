@@ -1,0 +1,115 @@
+"""A killed bench resumes at the first unfinished model and retrains nothing finished."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from medxlate.bench import load_spec, select
+from medxlate.bench.runner import Hooks, run_bench
+from medxlate.errors import UsageError
+from medxlate.train import train as real_train
+from medxlate.weights import read_meta
+
+TINY = Path(__file__).with_name("tiny.yaml")
+
+
+class Recorder:
+    """Counts train and synthesize calls; ``kill`` says which call raises KeyboardInterrupt."""
+
+    def __init__(self, kill_train=None, kill_synth=None):
+        self.trains, self.synths = [], []
+        self.kill_train, self.kill_synth = kill_train, kill_synth
+
+    def train(self, model, data, out, **kw):
+        row = Path(out).parent.name
+        self.trains.append((row, bool(kw.get("resume"))))
+        if row == self.kill_train:
+            # killed after the checkpoint of step 2 (of 4), before model.safetensors
+            real_train(model, data, out, **{**kw, "steps": 2})
+            (Path(out) / "model.safetensors").unlink()
+            raise KeyboardInterrupt
+        return real_train(model, data, out, **kw)
+
+    def synthesize(self, req):
+        key = (Path(req.out).parents[1].name, Path(req.out).name.split(".")[0])
+        if key == self.kill_synth:
+            raise KeyboardInterrupt
+        self.synths.append(key)
+        from medxlate.synth.run import run_synthesize
+
+        run_synthesize(req, echo=lambda line: None)
+
+    def hooks(self):
+        return Hooks(train=self.train, synthesize=self.synthesize)
+
+
+def test_killed_bench_resumes_without_retraining(tmp_path):
+    spec, work = load_spec(TINY), tmp_path / "W"
+    # 1. killed while synthesizing a's second held-out subject
+    first = Recorder(kill_synth=("a", "brain-001"))
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(spec, work, hooks=first.hooks(), echo=lambda line: None)
+    assert first.trains == [("a", False)] and first.synths == [("a", "brain-000")]
+    assert not (work / "models" / "a" / "row.json").exists()
+    # 2. a is not retrained and brain-000 not redone; b is killed after a checkpoint
+    second = Recorder(kill_train="b")
+    with pytest.raises(KeyboardInterrupt):
+        run_bench(spec, work, hooks=second.hooks(), echo=lambda line: None)
+    assert second.trains == [("b", False)]
+    assert second.synths == [("a", "brain-001")]
+    row_a = json.loads((work / "models" / "a" / "row.json").read_text())
+    assert [c["id"] for c in row_a["subjects"]] == ["brain-000", "brain-001"]
+    assert not (work / "bench.json").exists()
+    # 3. b resumes from its step-2 checkpoint to 4 steps; a is left alone
+    third = Recorder()
+    result = run_bench(spec, work, hooks=third.hooks(), echo=lambda line: None)
+    assert third.trains == [("b", True)]
+    assert third.synths == [("b", "brain-000"), ("b", "brain-001")]
+    assert read_meta(work / "models" / "b" / "run" / "model.safetensors").extra["steps"] == 4
+    assert [r["label"] for r in result["rows"]] == ["a", "b"]
+    assert result["rows"][0] == {**row_a, "above_floor": result["rows"][0]["above_floor"],
+                                 "vs_intensity_map": result["rows"][0]["vs_intensity_map"]}
+    assert result["rows"][1]["budget"]["steps"] == 4
+    for name in ("bench.md", "bench.json", "bench.csv", "bench-mri2ct.png"):
+        assert (work / name).is_file()
+    # 4. the same command once more: nothing runs, the same table comes out
+    fourth = Recorder()
+    again = run_bench(spec, work, hooks=fourth.hooks(), echo=lambda line: None)
+    assert fourth.trains == [] and fourth.synths == []
+    assert again["rows"] == result["rows"] and again["references"] == result["references"]
+    # 4b. --models b: b's row again, and a's finished row still in the table
+    only_b = run_bench(spec, work, select(spec, ["b"], None, None), hooks=fourth.hooks(),
+                       echo=lambda line: None)
+    assert [r["label"] for r in only_b["rows"]] == ["a", "b"] and fourth.trains == []
+    # 5. another budget for a finished row is refused, not silently mixed in
+    with pytest.raises(UsageError, match="another entry"):
+        run_bench(spec, work, select(spec, ["a"], None, 3), hooks=Recorder().hooks(),
+                  echo=lambda line: None)
+
+
+def test_a_failing_row_is_reported_and_the_others_go_on(tmp_path):
+    from medxlate.errors import InputError, PartialFailure
+
+    spec, work = load_spec(TINY), tmp_path / "W"
+    calls = []
+
+    def train(model, data, out, **kw):
+        calls.append(Path(out).parent.name)
+        if Path(out).parent.name == "a":
+            raise InputError("loss diverged at step 1 (constructed)")
+        return real_train(model, data, out, **kw)
+
+    with pytest.raises(PartialFailure, match=r"1 of 2 rows failed \(a\)"):
+        run_bench(spec, work, hooks=Hooks(train=train), echo=lambda line: None)
+    result = json.loads((work / "bench.json").read_text())
+    assert [r["label"] for r in result["rows"]] == ["b"]
+    assert result["failed"] == [{"label": "a", "error": "loss diverged at step 1 (constructed)",
+                                 "exit_code": 3}]
+    assert "- a: loss diverged at step 1" in (work / "bench.md").read_text()
+    # a rerun retries the failed row only
+    calls.clear()
+    result = run_bench(spec, work, hooks=Hooks(), echo=lambda line: None)
+    assert [r["label"] for r in result["rows"]] == ["a", "b"] and result["failed"] == []

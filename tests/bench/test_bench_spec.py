@@ -1,0 +1,87 @@
+"""Bench spec validation: one clear line and a documented exit code, nothing written."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from medxlate.bench import load_spec, select
+from medxlate.cli.main import app
+
+runner = CliRunner()
+
+GOOD = """
+direction: mr->ct
+cohort:
+  phantom: {seed: 1, train: 2}
+  test: {seed: 2, subjects: 1}
+models:
+  - {model: pix2pix, steps: 10}
+"""
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("steps: 10", "steps: ten", "models[0].steps: expected a positive integer, got 'ten'"),
+    ("steps: 10", "steps: 0", "models[0].steps: expected a positive integer, got 0"),
+    ("model: pix2pix", "model: pix3pix", "models[0].model: unknown model 'pix3pix'"),
+    ("direction: mr->ct", "direction: t1->t2", "direction: direction 't1->t2' is not supported"),
+    ("steps: 10", "stepz: 10", "models[0]: unknown key 'stepz'"),
+    ("{model: pix2pix, steps: 10}", "{model: pix2pix}", "models[0]: give steps or minutes"),
+    ("{model: pix2pix, steps: 10}", "{model: ddpm, steps: 10, sampler: adversarial}",
+     "models[0].sampler: ddpm cannot use 'adversarial'"),
+    ("{model: pix2pix, steps: 10}", "{model: pix2pix, weights: shipped, steps: 10}",
+     "models[0]: weights: given, so nothing is trained"),
+    ("test: {seed: 2, subjects: 1}", "test: {seed: 1, subjects: 1}",
+     "cohort.test.seed: held-out phantoms need another seed"),
+    ("phantom: {seed: 1, train: 2}", "phantom: {seed: 1, train: 2}\n  dataset: x",
+     "cohort: give exactly one of phantom, dataset, layout (got phantom, dataset)"),
+    ("models:\n  - {model: pix2pix, steps: 10}", "models:\n  - {model: pix2pix, steps: 10}\n"
+     "  - {model: pix2pix, steps: 20}", "models: two rows share the label 'pix2pix'"),
+])
+def test_bad_spec_is_one_line_and_exit_2(tmp_path, old, new, expected):
+    assert old in GOOD
+    spec = tmp_path / "bench.yaml"
+    spec.write_text(GOOD.replace(old, new))
+    work = tmp_path / "W"
+    result = runner.invoke(app, ["bench", "--spec", str(spec), "--workdir", str(work)])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("medxlate: error: bench.yaml: "), lines[0]
+    assert expected in lines[0]
+    assert not work.exists()
+
+
+def test_unparsable_yaml_is_exit_3(tmp_path):
+    spec = tmp_path / "bench.yaml"
+    spec.write_text("cohort: [unclosed\n")
+    result = runner.invoke(app, ["bench", "--spec", str(spec), "--workdir", str(tmp_path / "W")])
+    assert result.exit_code == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot read the bench spec" in lines[0]
+
+
+def test_unknown_spec_name_lists_the_shipped_ones(tmp_path):
+    result = runner.invoke(app, ["bench", "--spec", "nonesuch", "--workdir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "shipped: readme, small" in result.stderr
+
+
+def test_models_option_names_a_missing_row(tmp_path):
+    result = runner.invoke(app, ["bench", "--spec", "small", "--workdir", str(tmp_path / "W"),
+                                 "--models", "pix2pix-tiny,nope"])
+    assert result.exit_code == 2
+    assert "--models nope: not in small.yaml" in result.stderr
+    assert not (tmp_path / "W").exists()
+
+
+def test_shipped_specs_load_and_overrides_apply():
+    readme = load_spec("readme")
+    assert all(m.weights == "shipped" for m in readme.models)
+    assert {m.direction for m in readme.models} == {"mr->ct", "ct->mr"}
+    small = load_spec("small")
+    assert [m.steps for m in select(small, None, None, 7)] == [7, 7]
+    picked = select(small, ["cyclegan"], 2.5, None)
+    assert [(m.label, m.minutes, m.steps) for m in picked] == [("cyclegan-tiny", 2.5, None)]
+    # shipped rows keep their weights under a budget override
+    assert select(readme, ["pix2pix"], None, 5)[0].steps is None
