@@ -41,6 +41,13 @@ class ThresholdError(MedxlateError):
     exit_code = 6
 
 
+class UnfamiliarInputError(InputError):
+    """With --strict-inputs: an input lies outside what the model was trained on (wrong
+    modality or contrast, another region, coarse slices, intensities unlike training's)."""
+
+    exit_code = 7
+
+
 class PartialFailure(MedxlateError):
     """A batch run finished, but some cases failed (each one was reported)."""
 
@@ -55,5 +62,6 @@ EXIT_CODES = {
     4: "output not writable, or exists without --overwrite",
     5: "weights missing, corrupt or incompatible",
     6: "evaluation threshold failed (--fail-if)",
+    7: "input outside what the model was trained on (--strict-inputs)",
     8: "partial success: some cases of a batch failed",
 }

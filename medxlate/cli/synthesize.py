@@ -103,14 +103,21 @@ def synthesize(
         "--set",
         help="KEY=VALUE: an inference option of the model, e.g. image_guidance=1.5 "
              "(repeatable; see the model card).")] = None,
+    strict_inputs: Annotated[bool, typer.Option(
+        "--strict-inputs",
+        help="Fail an input that lies outside what the model was trained on (the warnings "
+             "of docs/input-guard.md) with exit 7; the rest of a cohort goes on.")] = False,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q",
         help="No progress (bars on a terminal, one line per volume otherwise).")] = False,
 ) -> None:
     """Translate volumes with a trained 2D/2.5D model, keeping the input's exact geometry.
 
+    Every input is first checked against the model's training record (modality, contrast,
+    region, grid, intensities): one warning line per input outside it (docs/input-guard.md).
+
     Exit codes: 2 usage, 3 input, 4 output (also: outputs exist, before any work), 5 weights,
-    8 some cases of a cohort failed; when all failed, their own code (the first's if they
+    7 input outside the training distribution (--strict-inputs), 8 some cases of a cohort failed; when all failed, their own code (the first's if they
     differ).
     """
     from medxlate.diffusion._common import parse_steps
@@ -130,7 +137,8 @@ def synthesize(
         uncertainty=uncertainty, device=device, seed=seed, out_format=out_format,
         mask=not no_mask, overwrite=overwrite, skip_existing=skip_existing,
         num_parts=num_parts, part_id=part_id, report=report, series=series,
-        progress=not quiet, options=_options(set_), precision=precision, compile=compile_)
+        progress=not quiet, options=_options(set_), precision=precision, compile=compile_,
+        strict_inputs=strict_inputs)
     try:
         result = run_synthesize(req, echo=lambda line: typer.echo(line, err=True))
     except (Exception, KeyboardInterrupt) as exc:

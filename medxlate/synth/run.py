@@ -69,6 +69,7 @@ class SynthesizeRequest:
     compile: bool = False  # torch.compile the networks (eager fallback)
     overlap_io: bool = True  # cohorts: read ahead and write behind on threads (prefetch.py)
     share_batches: bool = True  # cohorts of a 2D/2.5D model: batches span volumes
+    strict_inputs: bool = False  # fail an input the guard flags (exit 7), see medxlate.ood
 
 
 @dataclass
@@ -224,6 +225,8 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
     def fail(rec: dict[str, Any], error: BaseException, where) -> None:
         rec.update(status="failed", error=f"{type(error).__name__}: {error}",
                    exit_code=exit_code_of(error))
+        if getattr(error, "findings", None):
+            rec["input_warnings"] = error.findings
         if echo and not bars.plain:  # plain progress lines already say why
             echo(f"{where}: failed: {error}")
 
@@ -285,6 +288,9 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
             elif case.problem:
                 raise InputError(case.problem)
             else:
+                if vol is None:
+                    vol = _read_case(case, req, model, opts, fmt)
+                _note_findings(vol, record, echo)
                 torch.manual_seed(seed)
                 generator = torch.Generator(device=device).manual_seed(seed)
                 finish_case, bar, finished = _one_case(case, req, model, opts, fmt, generator,
@@ -334,9 +340,11 @@ def _done(case: Case) -> bool:
     return case.output.exists() and (case.uncertainty is None or case.uncertainty.exists())
 
 
-def _read_case(case: Case, req: SynthesizeRequest, opts, fmt: str):
-    """Check the case's outputs may be written, then read its input (a reader thread may
-    run this ahead of the model)."""
+def _read_case(case: Case, req: SynthesizeRequest, model, opts, fmt: str):
+    """Check the case's outputs may be written, then read its input and judge it against
+    what the model was trained on (medxlate.ood: findings in ``vol.meta["guard"]``; with
+    ``--strict-inputs`` an input with findings fails, exit 7). A reader thread may run this
+    ahead of the model."""
     from medxlate.io.dicom_write import check_own_series
     from medxlate.io.readers import read_volume
     from medxlate.synth.volume import translation_modalities
@@ -350,7 +358,31 @@ def _read_case(case: Case, req: SynthesizeRequest, opts, fmt: str):
     if vol.modality not in ("unknown", src_mod):
         raise InputError(f"{case.source} is {vol.modality}, but the translation "
                          f"{opts.source}->{opts.target} reads {src_mod}")
+    from medxlate.ood.judge import judge, refuse
+
+    summary, findings = judge(vol, model.meta, src_mod)
+    vol.meta["guard"] = {"findings": findings, "summary": summary, "model": model.spec.name}
+    if findings and req.strict_inputs:
+        raise refuse(str(case.source), model.spec.name, findings)
     return vol
+
+
+def _note_findings(vol, record: dict[str, Any], echo) -> None:
+    """The guard's one warning line for an input (and its findings in the report)."""
+    from medxlate.ood.judge import warning_line
+
+    if isinstance(vol, tuple):
+        vol = vol[0]
+    findings = (vol.meta.get("guard") or {}).get("findings")
+    if not findings:
+        return
+    record["input_warnings"] = findings
+    line = warning_line(record["input"] or record["id"], _model_name(vol), findings)
+    (echo or (lambda text: print(text, file=sys.stderr)))(f"medxlate: warning: {line}")
+
+
+def _model_name(vol) -> str:
+    return vol.meta["guard"].get("model", "the model")
 
 
 def _prefetch(case: Case, req: SynthesizeRequest, model, opts, fmt: str):
@@ -358,7 +390,7 @@ def _prefetch(case: Case, req: SynthesizeRequest, model, opts, fmt: str):
     resampling, normalisation, slice plan) so the model thread only runs the model."""
     from medxlate.synth.volume import prepare_volume
 
-    vol = _read_case(case, req, opts, fmt)
+    vol = _read_case(case, req, model, opts, fmt)
     if getattr(model.spec, "spatial_dims", "2d") == "3d":
         return vol
     return vol, prepare_volume(vol, model, opts)
@@ -392,7 +424,7 @@ def _one_case(case: Case, req: SynthesizeRequest, model, opts, fmt: str, generat
     if isinstance(vol, tuple):
         vol, prepared = vol
     if vol is None:
-        vol = _read_case(case, req, opts, fmt)
+        vol = _read_case(case, req, model, opts, fmt)
     three_d = getattr(model.spec, "spatial_dims", "2d") == "3d"
     if prepared is None and not three_d:
         prepared = prepare_volume(vol, model, opts)
