@@ -190,7 +190,7 @@ def check_summary(summary: dict[str, Any], src_mod: str, record: dict[str, Any] 
     found = _modality(summary, src_mod, header_modality)
     found += _contrast(tags, record, src_mod)
     found += _grid(summary, record, working_spacing)
-    found += _region(summary, record)
-    if not any(f["check"] == "modality" for f in found):  # a wrong modality says it all
+    if not any(f["check"] == "modality" for f in found):  # a wrong modality says it all:
+        found += _region(summary, record)  # its body mask and intensities mean nothing
         found += _intensities(summary, record)
     return found

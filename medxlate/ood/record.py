@@ -110,3 +110,43 @@ def set_data_inputs(path: Path | str, record: dict[str, Any]) -> None:
     text += b" " * (-len(text) % 8)
     with atomic_path(path, overwrite=True) as tmp:
         tmp.write_bytes(struct.pack("<Q", len(text)) + text + data)
+
+
+def _nums(values, unit: str = "") -> str:
+    return " x ".join("-" if v is None else f"{v:.3g}" for v in values) + unit
+
+
+def describe(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """(field, text) rows of a record for `medxlate info --model`."""
+    rows = [("input modality", str(record.get("modality"))),
+            ("contrasts", ", ".join(record.get("contrasts") or []) or "-"),
+            ("region", str(record.get("region"))),
+            ("training inputs", f"{record.get('subjects')}: {record.get('source')}")]
+    if record.get("working_spacing_mm"):
+        rows.append(("working grid", _nums(record["working_spacing_mm"], " mm")))
+    spacing = record.get("input_spacing_mm")
+    if spacing:
+        rows.append(("input voxels", f"{_nums(spacing['min'])} to {_nums(spacing['max'])} mm"))
+    body = record.get("body")
+    if body:
+        low, high = body["volume_ml"]
+        rows.append(("body volume", f"{low:.0f} - {high:.0f} mL"))
+        rows.append(("body extent", f"{_nums(body['extent_mm']['min'])} to "
+                                    f"{_nums(body['extent_mm']['max'])} mm"))
+    q = record.get("quantiles")
+    if q:
+        rows.append(("normalised quantiles", "  ".join(
+            f"{lv:g}: {m:.2f}" for lv, m in zip(q["levels"], q["mean"]))
+            + f"  (spread {q['max_distance']:.2f})"))
+    p = record.get("profile")
+    if p:
+        shells = p["shells_mm"]
+        names = [f"{a:g}-{b:g}" if b is not None else f">{a:g}"
+                 for a, b in zip(shells[:-1], shells[1:])]
+        rows.append(("mean by depth (mm)", "  ".join(
+            f"{n}: {'-' if m is None else f'{m:.2f}'}" for n, m in zip(names, p["mean"]))
+            + f"  (spread {p['max_distance']:.2f})"))
+    if record.get("contrasts") == ["any"]:
+        rows.append(("intensities", "any MR contrast (trained with augment.profile="
+                                    "any-contrast): no intensity check"))
+    return rows

@@ -30,7 +30,7 @@ def _single_line(result) -> str:
 
 
 def test_documented_codes():
-    assert sorted(EXIT_CODES) == [0, 1, 2, 3, 4, 5, 6, 8]
+    assert sorted(EXIT_CODES) == [0, 1, 2, 3, 4, 5, 6, 7, 8]
 
 
 def test_code_0(image):
