@@ -71,11 +71,14 @@ def main() -> None:
                                                 args.sets))
     for profile, secs in times.items():
         print(json.dumps({"figure": "train_s_per_step", "profile": profile,
-                          "value": round(statistics.median(secs) / args.steps, 4),
+                          "value": round(min(secs) / args.steps, 4),
                           "runs": [round(s, 2) for s in secs], "steps": args.steps}))
-    ratio = statistics.median(times["any-contrast"]) / statistics.median(times["none"])
+    # the fastest run of each is the least disturbed by other jobs on a shared CPU
+    ratio = min(times["any-contrast"]) / min(times["none"])
+    median = statistics.median(times["any-contrast"]) / statistics.median(times["none"])
     print(json.dumps({"figure": "train_time_ratio", "value": round(ratio, 3),
-                      "model": args.model, "steps": args.steps, "repeats": args.repeats}))
+                      "median_ratio": round(median, 3), "model": args.model,
+                      "steps": args.steps, "repeats": args.repeats}))
 
 
 if __name__ == "__main__":
