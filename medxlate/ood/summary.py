@@ -81,7 +81,7 @@ def summarise(vol: Volume, src_mod: str, normalisation: dict | None = None) -> d
     (their mean per depth shell, :func:`depth_profile`).
     """
     from medxlate.preprocess.mask import body_mask
-    from medxlate.preprocess.normalise import DEFAULT_NORMALISATION, normalise
+    from medxlate.intensity import DEFAULT_NORMALISATION, normalise
     from medxlate.synth.grid import to_spacing
 
     out: dict[str, Any] = {"shape": [int(n) for n in vol.shape],

@@ -49,7 +49,7 @@ def draw_mr(labels: np.ndarray, context: int, spacing, spec: dict, seed: int,
     """The normalised MR stack (2 * context + 1, H, W) for a label stack centred on the
     same slice (its first axis the slice axis, ``spacing`` in that axis order)."""
     from medxlate.phantom.any_contrast import ContrastRanges, random_contrast
-    from medxlate.preprocess.normalise import mr_params, normalise_mr
+    from medxlate.intensity import mr_params, normalise_mr
 
     labels = np.asarray(labels).astype(np.int16, copy=False)
     centre = labels.shape[0] // 2
