@@ -60,7 +60,12 @@ def dataset_record(dataset, cfg: dict[str, Any]) -> dict[str, Any] | None:
     where = "raw inputs" if raw == len(summaries) else \
         f"{raw} raw inputs, {len(summaries) - raw} dataset copies"
     info = dataset.info
-    return build_record(summaries, modality, contrasts_of(cfg), info.get("region"),
-                        info.get("spacing_mm"),
-                        f"dataset {Path(dataset.root).name}: {len(summaries)} training subjects "
-                        f"({where})")
+    record = build_record(summaries, modality, contrasts_of(cfg), info.get("region"),
+                          info.get("spacing_mm"),
+                          f"dataset {Path(dataset.root).name}: {len(summaries)} training "
+                          f"subjects ({where})")
+    if record["contrasts"] == ["any"]:  # thick slices along any axis were drawn in training
+        thickest = float(cfg["augment"].get("ac_slice_mm", (1.0, 6.0))[1])
+        record["input_spacing_mm"]["max"] = [max(v, thickest)
+                                             for v in record["input_spacing_mm"]["max"]]
+    return record

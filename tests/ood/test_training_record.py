@@ -48,6 +48,7 @@ def test_record_of_an_any_contrast_model(dataset):
     record = dataset_record(ds, cfg)
     assert record["contrasts"] == ["any"] and "quantiles" not in record
     assert "profile" not in record and record["body"]
+    assert record["input_spacing_mm"]["max"] == [6.0, 6.0, 6.0]  # ac_slice_mm's default max
 
 
 def test_ct_source_and_unconditional(dataset):
