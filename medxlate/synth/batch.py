@@ -8,7 +8,8 @@
   every case failed, the cases' own code (3 input, 4 output, 5 weights, 1 internal) when they
   agree, else the code of the first failed case in input order.
 - Progress: tqdm bars on a terminal; when stderr is a file or a pipe, one plain line per
-  volume (no carriage returns or cursor escapes); nothing with ``--quiet``.
+  volume (no carriage returns or cursor escapes) with the seconds the case itself took and
+  the seconds it waited behind other cases (medxlate.synth.timing); nothing with ``--quiet``.
 """
 
 from __future__ import annotations
@@ -150,8 +151,10 @@ class Progress:
             what = record["status"]
             if what == "failed":
                 what = f"failed: {record.get('error', '')}"
+            queued = record.get("queue_seconds") or 0.0
+            wait = f", {queued:.1f} s queued" if queued >= 0.05 else ""
             print(f"[{self.done}/{self.total}] {record['id']}: {what} "
-                  f"({record.get('seconds', 0.0):.1f} s)", file=self.stream, flush=True)
+                  f"({record.get('seconds', 0.0):.1f} s{wait})", file=self.stream, flush=True)
 
     def close(self) -> None:
         if self._outer is not None:

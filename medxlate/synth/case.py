@@ -40,21 +40,23 @@ def _read_case(case: Case, req: SynthesizeRequest, model, opts, fmt: str):
     return vol
 
 
-def _note_findings(vol, record: dict, echo) -> None:
-    """The guard's one warning line for an input (and its findings in the report)."""
-    import sys
-
+def _note_findings(vol, record: dict, say, tagged: list | None = None) -> None:
+    """One warning line for an input outside what the model was trained on: the guard's
+    findings (``vol.meta["guard"]``) after ``tagged`` (this case's own source-tag finding,
+    synth.source_tag), in the log and in the report."""
     from medxlate.ood.judge import warning_line
 
     if isinstance(vol, tuple):
         vol = vol[0]
     guard = vol.meta.get("guard") or {}
-    if not guard.get("findings"):
+    found = [*(tagged or []), *guard.get("findings", [])]
+    if not found:
         return
-    record["input_warnings"] = guard["findings"]
-    line = warning_line(record["input"] or record["id"], guard.get("model", "the model"),
-                        guard["findings"])
-    (echo or (lambda text: print(text, file=sys.stderr)))(f"medxlate: warning: {line}")
+    record["input_warnings"] = guard.get("findings", [])
+    line = "medxlate: warning: " + warning_line(record["input"] or record["id"],
+                                                guard.get("model", "the model"), found)
+    record.setdefault("warnings", []).append(line)
+    say(line)
 
 
 def _prefetch(case: Case, req: SynthesizeRequest, model, opts, fmt: str):
@@ -69,7 +71,7 @@ def _prefetch(case: Case, req: SynthesizeRequest, model, opts, fmt: str):
 
 
 def _one_case(case: Case, req: SynthesizeRequest, model, opts, fmt: str, generator,
-              bars, vol, stage, key, precision=None):
+              bars, vol, stage, key, precision=None, clock=None):
     """Start one case; returns ``(finish, bar, finished)``.
 
     ``vol`` is the input as read, or ``(input, prepared)`` from :func:`_prefetch` (None:
@@ -79,12 +81,15 @@ def _one_case(case: Case, req: SynthesizeRequest, model, opts, fmt: str, generat
     ``(key, output or exception)`` of the cases whose model stage ended meanwhile (this one
     among them unless its tiles wait); ``finish(output)`` gives this case's (record fields,
     job that writes its outputs), the job resampling the result back onto the input grid
-    (finish_volume) first.
+    (finish_volume) first. ``clock`` (a :class:`~medxlate.synth.timing.CaseClock`) is
+    charged with the case's own work: reading and preparing here, its share of the model
+    calls, and the write job.
     """
     import contextlib
 
     from medxlate.io.readers import write_volume
     from medxlate.synth.grid import file_affine, restore_orientation
+    from medxlate.synth.timing import CaseClock
     from medxlate.synth.volume import (
         finish_volume,
         prepare_volume,
@@ -92,14 +97,15 @@ def _one_case(case: Case, req: SynthesizeRequest, model, opts, fmt: str, generat
         volume_info,
     )
 
+    clock = clock if clock is not None else CaseClock()
     prepared = None
     if isinstance(vol, tuple):
         vol, prepared = vol
     if vol is None:
-        vol = _read_case(case, req, model, opts, fmt)
+        vol = clock.timed(_read_case, case, req, model, opts, fmt)
     three_d = getattr(model.spec, "spatial_dims", "2d") == "3d"
     if prepared is None and not three_d:
-        prepared = prepare_volume(vol, model, opts)
+        prepared = clock.timed(prepare_volume, vol, model, opts)
     bar = bars.slices(case.stem)
 
     def progress(n: int, total: int) -> None:
@@ -109,8 +115,13 @@ def _one_case(case: Case, req: SynthesizeRequest, model, opts, fmt: str, generat
     def finish(output):
         done = output if prepared is None else None
         info = done[2] if done is not None else volume_info(prepared)
+        if done is None:
+            clock.add(output.seconds)  # its share of the (possibly shared) model calls
 
         def write() -> None:
+            clock.timed(_write)
+
+        def _write() -> None:
             sct, std, _ = done if done is not None else finish_volume(prepared, output)
             if fmt == "dicom":
                 reference = vol if vol.meta.get("format") == "dicom" else None
@@ -131,8 +142,8 @@ def _one_case(case: Case, req: SynthesizeRequest, model, opts, fmt: str, generat
         return finish, bar, stage.add(key, prepared, generator, progress)
     try:
         with precision.context() if precision is not None else contextlib.nullcontext():
-            return finish, bar, [(key, synthesize_volume(vol, model, opts, generator,
-                                                         progress=progress))]
+            return finish, bar, [(key, clock.timed(synthesize_volume, vol, model, opts,
+                                                   generator, progress=progress))]
     except BaseException:
         bar.close()
         raise

@@ -6,11 +6,14 @@ Shared by the 2D/2.5D path (:mod:`medxlate.synth.volume`) and the 3D one
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from medxlate.intensity import modality_spec, normalise, normalise_ct, normalise_mr
 from medxlate.io.volume import Volume
 from medxlate.preprocess.mask import body_mask
+from medxlate.preprocess.signal_mask import signal_mask
 from medxlate.synth.grid import to_spacing
 
 CT_BACKGROUND_HU = -1024.0
@@ -21,17 +24,33 @@ MR_DEFAULT_SCALE = {"percentile": {"low": 0.0, "high": 1000.0},
                     "zscore": {"mean": 0.0, "std": 1.0}}
 
 
+def source_mask(vol: Volume, src_mod: str) -> tuple[np.ndarray, dict[str, Any]]:
+    """The body mask of a synthesis input and what the run report records about it.
+
+    MR: :func:`~medxlate.preprocess.signal_mask.signal_mask` (the same outline whichever
+    tissues are bright), with ``signal_lost``, the fraction of the voxels above the noise
+    floor that the mask leaves out. CT: the -500 HU outline of ``body_mask``.
+    """
+    if src_mod == "CT":
+        return body_mask(vol, modality="CT"), {}
+    found = signal_mask(vol)
+    return found.mask, {"signal_lost": round(found.signal_lost, 5),
+                        "noise_floor": round(found.noise_floor, 4),
+                        "threshold": round(found.threshold, 4)}
+
+
 def network_input(vol: Volume, model, src_mod: str, masked: bool):
     """The source as the network sees it (2D and 3D models alike).
 
     Returns (body mask on ``vol``'s grid, the volume at the training spacing, its body mask,
-    the normalised array, the normalised background value). As preprocess does for training
+    the normalised array, the normalised background value, what :func:`source_mask` says
+    about the mask). As preprocess does for training
     data, outside the body MR is 0 and CT -1024 HU before normalisation (when ``masked``), and
     padding takes the normalised value of that background.
     """
     norm = model.meta.normalisation
     spacing = (model.meta.data or {}).get("spacing_mm")
-    mask = body_mask(vol, modality=src_mod)
+    mask, mask_info = source_mask(vol, src_mod)
     work = to_spacing(vol, spacing)
     work_mask = to_spacing(vol.with_array(mask.astype(np.float32)), spacing,
                            order=0).array > 0.5
@@ -43,7 +62,7 @@ def network_input(vol: Volume, model, src_mod: str, masked: bool):
     else:
         background = float(normalise_mr(np.zeros(1, np.float32), norm, params,
                                         np.zeros(1, bool))[0])
-    return mask, work, work_mask, x, background
+    return mask, work, work_mask, x, background, mask_info
 
 
 def network_background(spec: dict) -> float:

@@ -11,6 +11,7 @@ input's exact geometry.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,8 @@ from medxlate.synth.case import _done, _note_findings, _one_case, _prefetch, _re
 from medxlate.synth.inputs import output_format, shard
 from medxlate.synth.outputs import check_case_outputs, refuse_option_clashes
 from medxlate.synth.report import RunResult, _report
+from medxlate.synth.source_tag import case_finding, refuse, run_finding, warning_line
+from medxlate.synth.timing import STAGE_THREADS, CaseClock, timed_call
 from medxlate.synth.request import (  # noqa: F401  (SynthesizeRequest and the checks: public)
     SynthesizeRequest,
     apply_inference_options,
@@ -51,6 +54,7 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
     from medxlate.synth.volume import SynthOptions
 
     check_request(req)
+    say = echo or (lambda line: print(line, file=sys.stderr))
     refuse_option_clashes(Path(req.inputs), Path(req.out), req.uncertainty, req.report,
                           req.weights)
     started = time.time()
@@ -63,6 +67,9 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
     source, target = resolve_translation(req, model)
     direction = resolve_direction(req, model)
     sampler = resolve_sampler(req, model)
+    tag_finding = run_finding(model, source)  # --source names a contrast it never saw
+    if tag_finding is not None:
+        say(warning_line(tag_finding))
     if req.samples > 1 and not model.stochastic({**model.config, "test_dropout": True}):
         raise UsageError(f"{model.spec.name} is deterministic: --samples > 1 would repeat "
                          "the same output")
@@ -84,9 +91,10 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
     if cohort and req.overlap_io and len(cases) > 1:
         from medxlate.synth.prefetch import Prefetcher, Writer
 
-        ahead = Prefetcher(cases, lambda c: (None if (req.skip_existing and _done(c))
-                                             or c.problem else _prefetch(c, req, model, opts,
-                                                                         fmt)))
+        ahead = Prefetcher(cases, lambda c: (
+            None if (req.skip_existing and _done(c)) or c.problem
+            or (req.strict_inputs and _finding(c, model, source, tag_finding))
+            else timed_call(_prefetch, c, req, model, opts, fmt)))
         writer = Writer()
     from medxlate.synth.stream import TileStream, can_share
 
@@ -94,7 +102,7 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
                  and can_share(model))
     stream = TileStream(model, opts, speed.precision, share=share,
                         channels_last=speed.channels_last)
-    pending: dict[int, tuple[dict[str, Any], float]] = {}  # cases the writer thread holds
+    pending: dict[int, tuple[dict[str, Any], CaseClock]] = {}  # cases the writer thread holds
     waiting: dict[int, tuple] = {}  # cases in the model stage (their tiles may wait)
 
     def fail(rec: dict[str, Any], error: BaseException, where) -> None:
@@ -108,24 +116,25 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
     def written(done) -> None:
         """Finish the records of cases the writer thread has written (or failed to)."""
         for key, error in done:
-            rec, t_start = pending.pop(key)
+            rec, clock = pending.pop(key)
             if error is not None:
                 fail(rec, error, rec["input"] or rec["id"])
-            rec["seconds"] = round(time.time() - t_start, 3)
+            rec.update(clock.record())
             bars.case_done(rec)
 
     def modelled(finished) -> None:
         """Write (or hand to the writer) each case whose model stage has finished."""
         for key, output in finished:
-            rec, t_start, case, finish_case, bar = waiting.pop(key)
+            rec, clock, case, finish_case, bar = waiting.pop(key)
             bar.close()
             try:
                 if isinstance(output, BaseException):
                     raise output
                 info, write = finish_case(output)
                 rec.update(info)
+                _mask_warning(rec, req.mask, say)
                 if writer is not None:  # the writer thread finishes the record
-                    pending[key] = (rec, t_start)
+                    pending[key] = (rec, clock)
                     writer.submit(key, write)
                     written(writer.poll())
                     continue
@@ -134,7 +143,7 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
                 if not cohort:
                     raise
                 fail(rec, exc, case.source or case.subject)
-            rec["seconds"] = round(time.time() - t_start, 3)
+            rec.update(clock.record())
             bars.case_done(rec)
 
     def finish() -> None:
@@ -142,6 +151,11 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
         result.report = _report(req, model, sampler, direction, base_seed, result, started)
         result.report["seed_source"] = seed_source
         result.report["translation"] = {"source": source, "target": target}
+        result.report["warnings"] = [warning_line(tag_finding)] if tag_finding else []
+        result.report["timing"] = {
+            "threads": STAGE_THREADS if ahead is not None else 1,
+            "case_seconds": "each case's own work (read, prepare, its share of the model "
+                            "calls, write); queue_seconds: the rest of its span"}
         result.report["speed"] = {**speed.report(), "cross_volume_batches": share,
                                   "model_calls": stream.calls}
         result.report["sampler"]["batch_size"] = speed.batch_size
@@ -155,22 +169,34 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
                   "output": str(case.output),
                   "uncertainty": str(case.uncertainty) if case.uncertainty else None,
                   "seed": seed, "status": "ok"}
-        t0 = time.time()
+        clock = CaseClock()
         try:
-            vol = ahead.take() if ahead is not None else None
+            vol = None
+            if ahead is not None:
+                fetched = ahead.take()
+                if fetched is not None:  # (input, when its read started, how long it took)
+                    vol, started, seconds = fetched
+                    clock = CaseClock(started, seconds)
             if req.skip_existing and _done(case):
                 record["status"] = "skipped"
             elif case.problem:
                 raise InputError(case.problem)
             else:
-                if vol is None:
-                    vol = _read_case(case, req, model, opts, fmt)
-                _note_findings(vol, record, echo)
+                finding = _finding(case, model, source, tag_finding)
+                if finding is not None and req.strict_inputs:
+                    raise refuse(finding, str(case.source or case.subject))
+                if vol is None:  # read and judged by the input guard (medxlate.ood)
+                    vol = clock.timed(_read_case, case, req, model, opts, fmt)
+                own = [finding] if finding is not None and finding is not tag_finding else []
+                _note_findings(vol, record, say, own)
+                if finding is not None:  # the tag finding first, the guard's after it
+                    record["input_warnings"] = [finding, *record.get("input_warnings", [])]
                 torch.manual_seed(seed)
                 generator = torch.Generator(device=device).manual_seed(seed)
                 finish_case, bar, finished = _one_case(case, req, model, opts, fmt, generator,
-                                                       bars, vol, stream, n, speed.precision)
-                waiting[n] = (record, t0, case, finish_case, bar)
+                                                       bars, vol, stream, n, speed.precision,
+                                                       clock)
+                waiting[n] = (record, clock, case, finish_case, bar)
                 result.cases.append(record)
                 modelled(finished)
                 continue
@@ -194,8 +220,10 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
         except (MedxlateError, Exception) as exc:  # one bad case never stops the cohort
             if not cohort:
                 raise
+            if hasattr(exc, "seconds"):  # the reader thread's read failed: its time
+                clock = CaseClock(exc.started, exc.seconds)
             fail(record, exc, case.source or case.subject)
-        record["seconds"] = round(time.time() - t0, 3)
+        record.update(clock.record())
         result.cases.append(record)
         bars.case_done(record)
     modelled(stream.flush())
@@ -209,3 +237,24 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
         exc.result = result  # the CLI still lists what was written
         raise
     return result
+
+
+#: A mask leaving out more than this fraction of the voxels with signal gets a warning.
+MASK_SIGNAL_LOST_WARNING = 0.02
+
+
+def _finding(case, model, source, tag_finding):
+    """The source-tag finding of one case: the run's ``--source`` one, else its own name's."""
+    return tag_finding or case_finding(model, case.source, source)
+
+
+def _mask_warning(record: dict[str, Any], masked: bool, say) -> None:
+    """One warning line when the body mask leaves out much of the signal (--report too)."""
+    lost = (record.get("mask") or {}).get("signal_lost")
+    if not masked or lost is None or lost <= MASK_SIGNAL_LOST_WARNING:
+        return
+    line = (f"medxlate: warning: {record['input'] or record['id']}: the body mask leaves out "
+            f"{100 * lost:.1f} % of the voxels with signal (above the noise floor); they are "
+            "set to the background: check the output there, or pass --no-mask")
+    record.setdefault("warnings", []).append(line)
+    say(line)

@@ -33,6 +33,7 @@ Example (``share=False`` is the per-volume batching of ``synth.volume.run_model`
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -142,6 +143,7 @@ class TileStream:
         segments, self._pending, self._count = self._pending, [], 0
         if not segments:
             return []
+        t0 = time.perf_counter()
         try:
             draws = self._translate(segments)
         except Exception as exc:  # noqa: BLE001 - charged to the volume that raised it
@@ -156,6 +158,10 @@ class TileStream:
                         segment[0].error = alone
         if draws is not None:
             self._accumulate(segments, draws)
+        # Each volume is charged the batch time in proportion to its tiles in the batch.
+        seconds, n_tiles = time.perf_counter() - t0, sum(len(t) for _, _, t in segments)
+        for vol, _, tiles in segments:
+            vol.out.seconds += seconds * len(tiles) / max(1, n_tiles)
         finished = []
         for vol, _, _ in segments:
             if not vol.reported and (vol.error is not None or vol.left == 0):

@@ -7,7 +7,7 @@ them has to import another to know what it receives.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,7 @@ class Prepared:
     t_params: dict[str, float]
     fill: float               # output value outside the body / where no tile reached
     masked: bool              # opts.mask: the background is set outside the body
+    mask_info: dict[str, Any] = field(default_factory=dict)  # network_space.source_mask
 
 
 @dataclass
@@ -68,3 +69,4 @@ class ModelOutput:
     weights: np.ndarray
     total_std: np.ndarray | None
     std_weights: np.ndarray
+    seconds: float = 0.0  # model time charged to this volume (its share of shared batches)

@@ -81,7 +81,8 @@ def prepare_volume(vol: Volume, model, opts: SynthOptions) -> Prepared:
         config.update(source=opts.source, target=opts.target)
     if opts.samples > 1 and "test_dropout" in config:
         config["test_dropout"] = True  # pix2pix: the paper's test-time dropout is its noise
-    mask, work, work_mask, x, background = network_input(vol, model, src_mod, opts.mask)
+    mask, work, work_mask, x, background, mask_info = network_input(vol, model, src_mod,
+                                                                     opts.mask)
 
     axis = int(data.get("slice_axis", 2))
     size = config.get("slice_size") or data.get("slice_size")
@@ -100,7 +101,7 @@ def prepare_volume(vol: Volume, model, opts: SynthOptions) -> Prepared:
         denormalise(np.float32(network_background(modality_spec(norm, "MR"))), "MR", norm,
                     t_params))
     return Prepared(vol, mask, work, slices_x, axis, plan, background, config, tgt_mod,
-                    t_params, fill, opts.mask)
+                    t_params, fill, opts.mask, mask_info)
 
 
 def run_model(prep: Prepared, model, opts: SynthOptions, generator=None,
@@ -142,4 +143,4 @@ def volume_info(prep: Prepared) -> dict[str, Any]:
     """What the run report records about one translated volume."""
     return {"working_spacing_mm": list(prep.work.spacing),
             "working_shape": list(prep.work.shape), "tiles": len(prep.plan.tiles),
-            "body_voxels": int(prep.mask.sum())}
+            "body_voxels": int(prep.mask.sum()), "mask": prep.mask_info}

@@ -92,7 +92,8 @@ def synthesize_volume3d(vol: Volume, model, opts, generator=None,
     config = dict(model.config)
     if getattr(opts, "source", None) is not None:
         config.update(source=opts.source, target=opts.target)
-    mask, work, work_mask, x, background = network_input(vol, model, src_mod, opts.mask)
+    mask, work, work_mask, x, background, mask_info = network_input(vol, model, src_mod,
+                                                                     opts.mask)
     window = [int(n) for n in (config.get("patch_size") or config["volume_size"])]
     region = work_mask if opts.mask else np.ones(work_mask.shape, bool)
     start, size = crop_box(region, window, int(model.family.multiple(config)))
@@ -123,5 +124,5 @@ def synthesize_volume3d(vol: Volume, model, opts, generator=None,
     info = {"working_spacing_mm": list(work.spacing), "working_shape": list(work.shape),
             "box_start": start, "box_size": size,
             "windows": n_windows(size, window, float(config.get("sw_overlap", 0.25))),
-            "body_voxels": int(mask.sum())}
+            "body_voxels": int(mask.sum()), "mask": mask_info}
     return sct, std_vol, info

@@ -55,8 +55,15 @@ def write_manifest_entry(path: Path, model: str, config: str, card: str | None =
     """Add or update ``path`` (inside the weights folder) in that folder's manifest."""
     folder = path.parent
     data = manifest(folder)
-    data.setdefault("files", {})[path.name] = {
-        "sha256": sha256_file(path), "model": model, "config": config,
+    files = data.setdefault("files", {})
+    # Keys written by hand (``source_contrast``: the MR contrast the weights were trained on,
+    # medxlate.synth.source_tag) survive a rewrite of the same model's entry.
+    kept = {k: v for k, v in files.get(path.name, {}).items()
+            if k not in ("sha256", "model", "config", "bytes", "card")}
+    if files.get(path.name, {}).get("model") not in (None, model):
+        kept = {}
+    files[path.name] = {
+        **kept, "sha256": sha256_file(path), "model": model, "config": config,
         "bytes": path.stat().st_size, **({"card": card} if card else {}),
     }
     with atomic_path(folder / "manifest.json", overwrite=True) as tmp:

@@ -35,7 +35,7 @@ def cohort(tmp_path, heads):
     folder.mkdir()
     write_nifti(heads[4].mr["t1w"], folder / "a_t1.nii.gz")
     write_nifti(heads[4].ct, folder / "b_ct.nii.gz")
-    write_nifti(heads[5].mr["t2w"], folder / "c_t2.nii.gz")
+    write_nifti(heads[5].mr["t2w"], folder / "c_head.nii.gz")  # no contrast in the name
     return folder
 
 
@@ -54,13 +54,25 @@ def test_warns_once_per_input_and_reports(tmp_path, weights, cohort):
     lines = warning_lines(res)
     assert len(lines) == 2 and "Traceback" not in res.stderr
     assert "b_ct.nii.gz" in lines[0] and "looks like a CT" in lines[0]
-    assert "c_t2.nii.gz" in lines[1] and "intensity profile" in lines[1]
+    assert "c_head.nii.gz" in lines[1] and "intensity profile" in lines[1]
     cases = {c["id"]: c for c in json.loads((tmp_path / "r.json").read_text())["cases"]}
     assert "input_warnings" not in cases["a_t1"]
     assert [f["check"] for f in cases["b_ct"]["input_warnings"]] == ["modality"]
-    assert [f["check"] for f in cases["c_t2"]["input_warnings"]] == ["intensity"]
+    assert [f["check"] for f in cases["c_head"]["input_warnings"]] == ["intensity"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "a_t1_sct.nii.gz", "b_ct_sct.nii.gz", "c_t2_sct.nii.gz"]
+        "a_t1_sct.nii.gz", "b_ct_sct.nii.gz", "c_head_sct.nii.gz"]
+
+
+def test_a_t2_named_input_gets_one_line_for_its_name_and_its_intensities(tmp_path, weights,
+                                                                          heads):
+    src = tmp_path / "head_T2w.nii.gz"  # a BIDS name: synth.source_tag reads the tag
+    write_nifti(heads[5].mr["t2w"], src)
+    res = synth(weights, src, tmp_path / "o.nii.gz", "--report", str(tmp_path / "r.json"))
+    assert res.exit_code == 0, res.output
+    lines = warning_lines(res)
+    assert len(lines) == 1 and "is named t2" in lines[0] and "intensity profile" in lines[0]
+    case = json.loads((tmp_path / "r.json").read_text())["cases"][0]
+    assert [f["check"] for f in case["input_warnings"]] == ["source_tag", "intensity"]
 
 
 def test_strict_inputs_fail_those_inputs_only(tmp_path, weights, cohort):
@@ -73,11 +85,11 @@ def test_strict_inputs_fail_those_inputs_only(tmp_path, weights, cohort):
     assert res.exit_code == 8, res.output  # partial: the T1 head was written
     cases = {c["id"]: c for c in json.loads((tmp_path / "r.json").read_text())["cases"]}
     assert cases["a_t1"]["status"] == "ok"
-    for bad in ("b_ct", "c_t2"):
+    for bad in ("b_ct", "c_head"):
         assert cases[bad]["status"] == "failed" and cases[bad]["exit_code"] == 7
         assert "--strict-inputs" in cases[bad]["error"] and cases[bad]["input_warnings"]
     assert kept.read_bytes() == b"earlier output"  # nothing already written is lost
-    assert not (out / "c_t2_sct.nii.gz").exists()
+    assert not (out / "c_head_sct.nii.gz").exists()
 
 
 def test_single_input_strict_exit_7(tmp_path, weights, cohort):
