@@ -52,11 +52,22 @@ def make_cohort(work: Path, key: str) -> Path:
     return out
 
 
+def update_manifest(folder: Path, path: Path) -> None:
+    """The new sha256 and size of ``path`` in its manifest entry (other keys kept)."""
+    from medxlate.io.atomic import atomic_path
+    from medxlate.weights import sha256_file
+
+    data = json.loads((folder / "manifest.json").read_text())
+    data["files"][path.name].update(sha256=sha256_file(path), bytes=path.stat().st_size)
+    with atomic_path(folder / "manifest.json", overwrite=True) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
 def main() -> None:
     from medxlate.io.readers import read_volume
     from medxlate.ood.record import build_record, set_data_inputs
     from medxlate.ood.summary import summarise
-    from medxlate.weights import read_meta, weights_dir, write_manifest_entry
+    from medxlate.weights import read_meta, weights_dir
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--work", type=Path, default=Path("scratch/records"))
@@ -88,14 +99,12 @@ def main() -> None:
                               "max_distance")}), flush=True)
         if not args.dry_run:
             set_data_inputs(path, record)
-            entry = json.loads((folder / "manifest.json").read_text())["files"][path.name]
-            write_manifest_entry(path, entry["model"], entry["config"], entry.get("card"))
+            update_manifest(folder, path)
     gen = folder / "mt-ddpm-ct-generator-demo.safetensors"
     if not args.dry_run:  # unconditional: no input to judge, said explicitly
         set_data_inputs(gen, {"guard": 1, "modality": "none", "contrasts": [],
                               "source": "unconditional CT generator: it reads no input"})
-        entry = json.loads((folder / "manifest.json").read_text())["files"][gen.name]
-        write_manifest_entry(gen, entry["model"], entry["config"], entry.get("card"))
+        update_manifest(folder, gen)
 
 
 if __name__ == "__main__":
