@@ -51,19 +51,60 @@ def _list_series(path: Path, skip_derived: bool, as_json: bool) -> None:
                                      f"slices  {s['modality']}")) for s in series])
 
 
+def _model_info(model: str, weights: Path | None, as_json: bool) -> None:
+    """What a model's weights were trained on: the record the input guard compares with."""
+    from medxlate.errors import UsageError
+    from medxlate.models.registry import get_spec
+    from medxlate.weights import read_meta, shipped_weights
+
+    spec = get_spec(model)
+    if weights is None:
+        if not spec.weights:
+            raise UsageError(f"{model} ships no weights: give --weights FILE")
+        weights, _ = shipped_weights(spec.weights)
+    meta = read_meta(weights)
+    record = (meta.data or {}).get("inputs")
+    if as_json:
+        typer.echo(json.dumps({"model": meta.model, "weights": str(weights),
+                               "training_inputs": record}, indent=2))
+        return
+    if not record:
+        typer.echo(f"{weights}: no training record (weights written before medxlate "
+                   "recorded one): synthesize checks only modality, dimensions and grid")
+        return
+    from medxlate.ood.record import describe
+
+    _print_table(f"{meta.model}: trained on ({weights.name})", describe(record))
+
+
 def info(
-    path: Annotated[Path, typer.Argument(help="NIfTI, MHA/NRRD, DICOM folder, .dcm or .zip.")],
+    path: Annotated[Path | None, typer.Argument(
+        help="NIfTI, MHA/NRRD, DICOM folder, .dcm or .zip.")] = None,
     series: str = typer.Option(None, "--series", help=SERIES_HELP),
     skip_derived: bool = typer.Option(False, "--skip-derived", help=SKIP_HELP),
     list_series: bool = typer.Option(False, "--list-series",
                                      help="DICOM: list the series (index, UID, description, "
                                           "slices, modality) instead of reading one."),
     as_json: bool = typer.Option(False, "--json", help="Print JSON instead of a table."),
+    model: str = typer.Option(None, "--model", "-m",
+                              help="Instead of an image: what this model's weights were "
+                                   "trained on (the input guard's record)."),
+    weights: Path = typer.Option(None, "--weights", "-w",
+                                 help="With --model: this weights file (default: shipped)."),
 ) -> None:
     """Print shape, spacing, orientation, origin, modality and value statistics.
 
     NaN/Inf voxels are counted (non_finite_voxels), not refused as by other commands.
+    With --model NAME: the training distribution recorded in the model's weights.
     """
+    from medxlate.errors import UsageError
+
+    if model is not None:
+        if path is not None:
+            raise UsageError("give an image PATH or --model, not both")
+        return _model_info(model, weights, as_json)
+    if path is None:
+        raise UsageError("give an image PATH (or --model NAME)")
     if list_series:
         return _list_series(path, skip_derived, as_json)
     from medxlate.io import read_volume

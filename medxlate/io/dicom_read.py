@@ -43,6 +43,24 @@ def dicom_meta(series: Series) -> dict[str, str]:
     return meta
 
 
+#: MR acquisition times (ms) that tell the weighting (the input guard reads them); kept apart
+#: from META_TAGS, which a derived series copies.
+SEQUENCE_TAGS = ("EchoTime", "RepetitionTime", "InversionTime")
+
+
+def sequence_meta(series: Series) -> dict[str, float]:
+    """EchoTime, RepetitionTime and InversionTime (ms) of an MR series' first file, where
+    present and numeric."""
+    header = series.files[0].header
+    out = {}
+    for keyword in SEQUENCE_TAGS:
+        try:
+            out[keyword] = float(header.get(keyword))
+        except (TypeError, ValueError):
+            continue
+    return out
+
+
 def padding_hu(series: Series) -> list[float] | None:
     """[low, high] HU of PixelPaddingValue (to PixelPaddingRangeLimit, if given), rescaled
     with the first file's slope/intercept; None when the header names no padding."""
@@ -93,6 +111,9 @@ def read_dicom(path: Path | str, series: str | int | None = None, skip_derived: 
     header_modality = chosen.modality.upper()
     meta = {"source": str(path), "format": "dicom", "dicom": dicom_meta(chosen),
             "dicom_files": len(chosen.files)}
+    sequence = sequence_meta(chosen)
+    if sequence:
+        meta["mr_sequence"] = sequence
     padding = padding_hu(chosen)
     if padding is not None:
         meta["padding_hu"] = padding

@@ -25,7 +25,7 @@ from medxlate.intensity import DEFAULT_NORMALISATION, modality_spec
 #: The steps in the fixed order they run (``read`` always runs; the others can be switched off
 #: with ``steps.<name>.enabled=false``, except ``normalise``, which shards need).
 STEP_ORDER = ("read", "bias_correction", "register", "resample", "mask", "crop", "normalise",
-              "slices", "contours", "volumes")
+              "any_contrast", "slices", "contours", "volumes")
 
 DEFAULTS: dict[str, Any] = {
     "region": "brain",
@@ -69,6 +69,11 @@ DEFAULTS: dict[str, Any] = {
         },
         "crop": {"enabled": True, "margin_mm": 10.0},
         "normalise": {},
+        # Replace each subject's MR by one random contrast drawn from its tissue labels
+        # (docs/any-contrast.md); seeded per subject by (seed, subject id).
+        "any_contrast": {"enabled": False, "seed": 0, "ac_slice_mm": [1.0, 6.0],
+                         "ac_bias": 0.3, "ac_noise": 0.05, "ac_gamma": 0.25,
+                         "ac_spread": 0.08},
         "slices": {"enabled": True, "axis": 2, "size": [256, 256], "min_body_fraction": 0.02},
         "contours": {"enabled": True, "sigma": 1.5, "low_threshold": 0.1, "high_threshold": 0.2},
         # Fixed-size 3D training volumes (3D models), cut around the body's bounding box.

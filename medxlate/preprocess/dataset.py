@@ -26,7 +26,8 @@ from medxlate.io.atomic import atomic_path
 FORMAT = "medxlate-dataset/1"
 SHARD_DTYPES = {"mr": np.float16, "ct": np.float16, "t1": np.float16, "t1ce": np.float16,
                 "t2": np.float16, "flair": np.float16, "pd": np.float16, "mask": np.uint8, "mr_edges": np.uint8,
-                "ct_edges": np.uint8, "keep": np.uint8, "index": np.int32}
+                "ct_edges": np.uint8, "keep": np.uint8, "index": np.int32,
+                "labels": np.int16}
 _ST_DTYPES = {"F16": np.float16, "F32": np.float32, "F64": np.float64, "U8": np.uint8,
               "I8": np.int8, "I16": np.int16, "I32": np.int32, "I64": np.int64, "BOOL": np.bool_}
 

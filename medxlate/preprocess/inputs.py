@@ -23,6 +23,9 @@ from medxlate.errors import InputError, UsageError
 IMAGE_SUFFIXES = (".nii.gz", ".nii", ".mha", ".mhd", ".nrrd", ".nhdr", ".zip", ".dcm")
 SPLITS = ("train", "val", "test")
 _NAMES = {"mr": ("mr", "mri"), "ct": ("ct",), "mask": ("mask",)}
+#: A tissue label map on the MR grid (phantoms write one): preprocess carries it into the
+#: dataset for label-driven augmentation (augment.profile=any-contrast, docs/any-contrast.md).
+LABEL_NAMES = ("labels",)
 
 
 @dataclass
@@ -34,6 +37,7 @@ class SubjectInput:
     ct: Path | None = None
     mask: Path | None = None
     truth: Path | None = None
+    labels: Path | None = None  # tissue labels on the MR grid (optional)
     split: str | None = None
     problem: str | None = None
     extra: dict = field(default_factory=dict)
@@ -68,6 +72,15 @@ def find_named(folder: Path, kind: str) -> Path | None:
                 return candidate
         if (folder / name).is_dir():
             return folder / name
+    return None
+
+
+def find_labels(folder: Path) -> Path | None:
+    """``folder/labels.nii.gz`` (or another image suffix), if present."""
+    for name in LABEL_NAMES:
+        for suffix in IMAGE_SUFFIXES[:6]:
+            if (folder / f"{name}{suffix}").is_file():
+                return folder / f"{name}{suffix}"
     return None
 
 
@@ -117,6 +130,7 @@ def cohort_folder(root: Path) -> list[SubjectInput]:
             s.extra["contrasts"] = contrasts
         truth = folder / "truth.json"
         s.truth = truth if truth.is_file() else None
+        s.labels = find_labels(folder)
         missing = [k.upper() for k in ("mr", "ct") if found[k] is None]
         if missing:
             s.problem = f"no {' or '.join(missing)} image in {folder} (expected e.g. " \
@@ -153,7 +167,8 @@ def cohort_csv(path: Path) -> list[SubjectInput]:
         seen.add(sid)
         s = SubjectInput(sid)
         problems = []
-        for kind, column in (("mr", mr_col), ("ct", "ct"), ("mask", "mask"), ("truth", "truth")):
+        for kind, column in (("mr", mr_col), ("ct", "ct"), ("mask", "mask"), ("truth", "truth"),
+                             ("labels", "labels")):
             value = row.get(column, "")
             if not value:
                 if kind in ("mr", "ct"):
@@ -184,6 +199,9 @@ def cohort_csv(path: Path) -> list[SubjectInput]:
         if s.truth is None and s.mr is not None and s.mr.parent.name == sid:
             truth = s.mr.parent / "truth.json"
             s.truth = truth if truth.is_file() else None
+        if s.labels is None and s.mr is not None and s.mr.parent.name == sid \
+                and s.mr.name.startswith("mr"):  # a phantom's own folder
+            s.labels = find_labels(s.mr.parent)
         s.problem = "; ".join(problems) or None
         subjects.append(s)
     return subjects

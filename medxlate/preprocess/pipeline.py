@@ -72,6 +72,16 @@ def _read(s: SubjectInput, cfg: dict) -> tuple[dict[str, Volume], Volume | None,
     return vols, provided, inputs
 
 
+def _read_labels(s: SubjectInput, cfg: dict, record: dict) -> Volume | None:
+    """The subject's tissue labels (on the MR grid), when it has some and an MR."""
+    if s.labels is None or "mr" not in s.modalities:
+        return None
+    labels = read_input(s.labels, "unknown", f"{s.id} labels ({s.labels.name})",
+                        cfg["steps"]["read"])
+    record["inputs"]["labels"] = {"path": str(s.labels)}
+    return labels
+
+
 def _register(vols, cfg, record, s: SubjectInput, work: Path, clock: _Clock):
     from medxlate.preprocess.register import register_ct_to_mr
 
@@ -185,7 +195,7 @@ def _register_contrasts(vols, cvols, cfg, record, work: Path, clock: _Clock) -> 
 
 
 def _write_volumes(arrays: dict, mask: np.ndarray, spec: dict, record: dict, cfg: dict,
-                   work: Path) -> None:
+                   work: Path, labels: Volume | None = None) -> None:
     """The fixed-size 3D training volumes around the body, and the box they came from."""
     from medxlate.preprocess.volumes import box_start, cut
 
@@ -200,10 +210,33 @@ def _write_volumes(arrays: dict, mask: np.ndarray, spec: dict, record: dict, cfg
 
     tensors = {k: cut(v, start, size, background(k)) for k, v in arrays.items()}
     tensors["mask"] = cut(mask.astype(np.uint8), start, size, 0)
+    if labels is not None:
+        tensors["labels"] = cut(np.rint(labels.array).astype(np.int16), start, size, 0)
     # The box on the subject's (cropped) grid: voxel start (negative = padding) and size.
     record["volume"] = {"start": start, "size": size}
     write_shard(work / "volume.safetensors", tensors,
                 {"format": FORMAT, "subject": record["id"], "start": start, "size": size})
+
+
+def _any_contrast(s: SubjectInput, labels: Volume | None, mask: np.ndarray, spec: dict,
+                  cfg: dict, record: dict) -> np.ndarray:
+    """The subject's MR replaced by one random contrast drawn from its labels (normalised
+    as the MR was), seeded by (steps.any_contrast.seed, subject id)."""
+    import zlib
+
+    from medxlate.phantom.any_contrast import ContrastRanges, random_contrast
+
+    if labels is None or "mr" not in s.modalities:
+        raise InputError(f"{s.id}: steps.any_contrast needs tissue labels (labels.nii.gz "
+                         "beside the MR, or a labels column) and an MR")
+    params = cfg["steps"]["any_contrast"]
+    seed = [int(params["seed"]), zlib.crc32(s.id.encode())]
+    lab = np.where(mask, np.rint(labels.array), 0).astype(np.int16)
+    img = random_contrast(lab, labels.spacing, np.random.default_rng(seed),
+                          ContrastRanges.from_options(params))
+    record["mr_norm"] = mr_params(img, spec, mask)
+    record["any_contrast"] = {"seed": seed}
+    return normalise_mr(img, spec, record["mr_norm"], mask)
 
 
 def _ran(name: str, cfg: dict, paired: bool, vols: dict) -> bool:
@@ -215,6 +248,8 @@ def _ran(name: str, cfg: dict, paired: bool, vols: dict) -> bool:
         return "mr" in vols and enabled(cfg, name)
     if name == "contours":
         return enabled(cfg, "slices") and enabled(cfg, name)
+    if name == "any_contrast":
+        return "mr" in vols and enabled(cfg, name)
     return enabled(cfg, name)
 
 
@@ -232,6 +267,7 @@ def process_subject(s: SubjectInput, cfg: dict, paired: bool, work: Path,
     clock.step("read")
     vols, provided, record["inputs"] = _read(s, cfg)
     cvols, aliases = _read_contrasts(s, cfg, record)
+    labels = _read_labels(s, cfg, record)
     ct_padding = None
     if "ct" in vols:
         # Scanner padding (outside the reconstruction circle) is outside the CT's field of
@@ -266,6 +302,9 @@ def process_subject(s: SubjectInput, cfg: dict, paired: bool, work: Path,
                                    invalid=ct_padding if kind == "ct" else None)
     cvols_t = {tag: resample(v, affine, shape, ctx.get(tag), "linear", 0.0)
                for tag, v in cvols.items()}
+    labels_t = None
+    if labels is not None:  # on the MR grid: no transform, nearest neighbour
+        labels_t = resample(labels, affine, shape, None, "nearest", 0.0)
     provided_t = None
     if provided is not None:
         provided_t = resample(provided, affine, shape, None, "nearest", 0.0).array > 0.5
@@ -276,6 +315,8 @@ def process_subject(s: SubjectInput, cfg: dict, paired: bool, work: Path,
             vol.array[~mask] = CT_BACKGROUND if kind == "ct" else 0.0
         for vol in cvols_t.values():
             vol.array[~mask] = 0.0
+        if labels_t is not None:
+            labels_t.array[~mask] = 0
     mask_vol = Volume(mask.astype(np.float32), affine, "unknown")
     if transform is not None and s.truth is not None:
         record["registration"]["tre_mm"] = tre_mm(transform, read_truth_matrix(s.truth),
@@ -292,6 +333,7 @@ def process_subject(s: SubjectInput, cfg: dict, paired: bool, work: Path,
         record["crop"] = crop_record(mask_vol, start, stop)
         vols_t = {k: crop(v, start, stop) for k, v in vols_t.items()}
         cvols_t = {k: crop(v, start, stop) for k, v in cvols_t.items()}
+        labels_t = crop(labels_t, start, stop) if labels_t is not None else None
         mask_vol = crop(mask_vol, start, stop)
         mask = mask_vol.array > 0.5
     clock.step("write")
@@ -311,6 +353,9 @@ def process_subject(s: SubjectInput, cfg: dict, paired: bool, work: Path,
     if "mr" in vols_t:
         record["mr_norm"] = mr_params(vols_t["mr"].array, spec, mask)
         arrays["mr"] = normalise_mr(vols_t["mr"].array, spec, record["mr_norm"], mask)
+    if enabled(cfg, "any_contrast"):
+        clock.step("any_contrast")
+        arrays["mr"] = _any_contrast(s, labels_t, mask, spec, cfg, record)
     if cvols_t or aliases:
         record["contrasts"] = sorted([*cvols_t, *aliases])
         record["contrast_norm"] = {}
@@ -324,6 +369,10 @@ def process_subject(s: SubjectInput, cfg: dict, paired: bool, work: Path,
         clock.step("slices")
         tensors, offset = _slices_and_contours(arrays, mask, spec, record.get("mr_norm", {}),
                                                cfg, clock)
+        if labels_t is not None:
+            tensors["labels"] = to_slices(np.rint(labels_t.array).astype(np.int16),
+                                          int(cfg["steps"]["slices"]["axis"]),
+                                          cfg["steps"]["slices"]["size"], 0, offset)[0]
         axis = int(cfg["steps"]["slices"]["axis"])
         write_shard(work / "shard.safetensors", tensors,
                     {"format": FORMAT, "subject": s.id, "slice_axis": axis, "offset": offset})
@@ -331,7 +380,7 @@ def process_subject(s: SubjectInput, cfg: dict, paired: bool, work: Path,
                        "offset": offset})
     if enabled(cfg, "volumes"):
         clock.step("volumes")
-        _write_volumes(arrays, mask, spec, record, cfg, work)
+        _write_volumes(arrays, mask, spec, record, cfg, work, labels_t)
     clock.step(None)
     record["steps_run"] = [name for name in STEP_ORDER if _ran(name, cfg, paired, vols)]
     record["time_s"] = clock.times

@@ -13,9 +13,11 @@ def _done(case: Case) -> bool:
     return case.output.exists() and (case.uncertainty is None or case.uncertainty.exists())
 
 
-def _read_case(case: Case, req: SynthesizeRequest, opts, fmt: str):
-    """Check the case's outputs may be written, then read its input (a reader thread may
-    run this ahead of the model)."""
+def _read_case(case: Case, req: SynthesizeRequest, model, opts, fmt: str):
+    """Check the case's outputs may be written, then read its input and judge it against
+    what the model was trained on (medxlate.ood: findings in ``vol.meta["guard"]``; with
+    ``--strict-inputs`` an input with findings fails, exit 7). A reader thread may run this
+    ahead of the model."""
     from medxlate.io.dicom_write import check_own_series
     from medxlate.io.readers import read_volume
     from medxlate.synth.volume import translation_modalities
@@ -29,7 +31,32 @@ def _read_case(case: Case, req: SynthesizeRequest, opts, fmt: str):
     if vol.modality not in ("unknown", src_mod):
         raise InputError(f"{case.source} is {vol.modality}, but the translation "
                          f"{opts.source}->{opts.target} reads {src_mod}")
+    from medxlate.ood.judge import judge, refuse
+
+    summary, findings = judge(vol, model.meta, src_mod)
+    vol.meta["guard"] = {"findings": findings, "summary": summary, "model": model.spec.name}
+    if findings and req.strict_inputs:
+        raise refuse(str(case.source), model.spec.name, findings)
     return vol
+
+
+def _note_findings(vol, record: dict, say, tagged: list | None = None) -> None:
+    """One warning line for an input outside what the model was trained on: the guard's
+    findings (``vol.meta["guard"]``) after ``tagged`` (this case's own source-tag finding,
+    synth.source_tag), in the log and in the report."""
+    from medxlate.ood.judge import warning_line
+
+    if isinstance(vol, tuple):
+        vol = vol[0]
+    guard = vol.meta.get("guard") or {}
+    found = [*(tagged or []), *guard.get("findings", [])]
+    if not found:
+        return
+    record["input_warnings"] = guard.get("findings", [])
+    line = "medxlate: warning: " + warning_line(record["input"] or record["id"],
+                                                guard.get("model", "the model"), found)
+    record.setdefault("warnings", []).append(line)
+    say(line)
 
 
 def _prefetch(case: Case, req: SynthesizeRequest, model, opts, fmt: str):
@@ -37,7 +64,7 @@ def _prefetch(case: Case, req: SynthesizeRequest, model, opts, fmt: str):
     resampling, normalisation, slice plan) so the model thread only runs the model."""
     from medxlate.synth.volume import prepare_volume
 
-    vol = _read_case(case, req, opts, fmt)
+    vol = _read_case(case, req, model, opts, fmt)
     if getattr(model.spec, "spatial_dims", "2d") == "3d":
         return vol
     return vol, prepare_volume(vol, model, opts)
@@ -75,7 +102,7 @@ def _one_case(case: Case, req: SynthesizeRequest, model, opts, fmt: str, generat
     if isinstance(vol, tuple):
         vol, prepared = vol
     if vol is None:
-        vol = clock.timed(_read_case, case, req, opts, fmt)
+        vol = clock.timed(_read_case, case, req, model, opts, fmt)
     three_d = getattr(model.spec, "spatial_dims", "2d") == "3d"
     if prepared is None and not three_d:
         prepared = clock.timed(prepare_volume, vol, model, opts)

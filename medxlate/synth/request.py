@@ -47,7 +47,8 @@ class SynthesizeRequest:
     compile: bool = False  # torch.compile the networks (eager fallback)
     overlap_io: bool = True  # cohorts: read ahead and write behind on threads (prefetch.py)
     share_batches: bool = True  # cohorts of a 2D/2.5D model: batches span volumes
-    strict_inputs: bool = False  # fail an input a check flags (exit 7), see synth.source_tag
+    strict_inputs: bool = False  # fail an input a check flags (exit 7): synth.source_tag
+    #                                and the input guard (medxlate.ood)
 
 
 def check_request(req: SynthesizeRequest) -> None:

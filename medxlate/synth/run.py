@@ -29,7 +29,7 @@ from medxlate.synth.batch import (
     raise_for_failures,
     resolve_seed,
 )
-from medxlate.synth.case import _done, _one_case, _prefetch
+from medxlate.synth.case import _done, _note_findings, _one_case, _prefetch, _read_case
 from medxlate.synth.inputs import output_format, shard
 from medxlate.synth.outputs import check_case_outputs, refuse_option_clashes
 from medxlate.synth.report import RunResult, _report
@@ -185,11 +185,12 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
                 finding = _finding(case, model, source, tag_finding)
                 if finding is not None and req.strict_inputs:
                     raise refuse(finding, str(case.source or case.subject))
-                if finding is not None:
-                    record["input_warnings"] = [finding]
-                    if finding is not tag_finding:  # the run's own was said once, at start
-                        say(warning_line(finding))
-                        record.setdefault("warnings", []).append(warning_line(finding))
+                if vol is None:  # read and judged by the input guard (medxlate.ood)
+                    vol = clock.timed(_read_case, case, req, model, opts, fmt)
+                own = [finding] if finding is not None and finding is not tag_finding else []
+                _note_findings(vol, record, say, own)
+                if finding is not None:  # the tag finding first, the guard's after it
+                    record["input_warnings"] = [finding, *record.get("input_warnings", [])]
                 torch.manual_seed(seed)
                 generator = torch.Generator(device=device).manual_seed(seed)
                 finish_case, bar, finished = _one_case(case, req, model, opts, fmt, generator,

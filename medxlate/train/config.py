@@ -57,6 +57,11 @@ ENGINE_DEFAULTS: dict[str, Any] = {
         "rotate_deg": 5.0, "scale": 0.05, "translate": 0.03,
         "mr_jitter": 0.0,        # probability of MR intensity jitter (when MR is the source)
         "mr_scale": 0.1, "mr_shift": 0.05, "mr_gamma": 0.2,
+        # "any-contrast": each MR source drawn anew from the dataset's tissue labels
+        # (docs/any-contrast.md); the ac_* options are the ranges of its draws.
+        "profile": "none",
+        "ac_slice_mm": [1.0, 6.0], "ac_bias": 0.3, "ac_noise": 0.05, "ac_gamma": 0.25,
+        "ac_spread": 0.08,
     },
 }
 
@@ -212,6 +217,9 @@ def check_config(cfg: dict[str, Any], spec) -> None:
     unknown = set(cfg["augment"]) - set(ENGINE_DEFAULTS["augment"])
     if unknown:
         raise UsageError(f"unknown augment option(s): {', '.join(sorted(unknown))}")
+    from medxlate.train.any_contrast import check_profile
+
+    check_profile(cfg["augment"])
 
 
 def direction_pair_needed(cfg: dict[str, Any]) -> bool:

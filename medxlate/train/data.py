@@ -41,6 +41,18 @@ class SliceData(torch.utils.data.Dataset):
         # Unconditional generation draws target slices only (no source image exists).
         self.only = (target_key(config) if config["pairing"] == "unconditional" else None)
         self.options = config["augment"] if augment else None
+        from medxlate.train import any_contrast
+
+        # any-contrast draws the MR source from labels; validation keeps the dataset's MR
+        self.any_contrast = (augment and any_contrast.enabled(config["augment"])
+                             and self.mr_is_source and config["pairing"] != "unconditional")
+        if self.any_contrast:
+            spacing = [float(v) for v in dataset.info.get("spacing_mm") or (1.0, 1.0, 1.0)]
+            axis = int(dataset.info.get("slice_axis", 2))
+            # the label stack's axes: the slice axis first, then the two kept axes
+            self.label_spacing = [spacing[axis], *(spacing[a] for a in (0, 1, 2) if a != axis)]
+            self.label_k = self.k + any_contrast.extra_context(config["augment"],
+                                                               self.label_spacing[0])
         self.random_crop = augment
         self.crop = crop_size(config.get("slice_size"), dataset.info.get("slice_size"))
         self._arrays: dict[str, dict[str, np.ndarray]] = {}
@@ -61,6 +73,15 @@ class SliceData(torch.utils.data.Dataset):
         else:
             self.mr_centres = self._centres([s for s in subjects if "mr" in s["modalities"]])
             self.ct_centres = self._centres([s for s in subjects if "ct" in s["modalities"]])
+        if self.any_contrast:
+            missing = sorted({c[0] for c in self.mr_centres
+                              if "labels" not in self.arrays(c[0])})
+            if missing:
+                raise UsageError(f"augment.profile=any-contrast needs tissue labels in the "
+                                 f"dataset, but the shards of {', '.join(missing[:3])}"
+                                 f"{' ...' if len(missing) > 3 else ''} have none: "
+                                 "preprocess a cohort whose subjects have labels.nii.gz "
+                                 "(phantoms do; see docs/any-contrast.md)")
 
     def _centres(self, subjects: list[dict]) -> list[Centre]:
         out = []
@@ -75,14 +96,17 @@ class SliceData(torch.utils.data.Dataset):
             self._arrays[subject_id] = self.dataset.shard(subject_id)
         return self._arrays[subject_id]
 
-    def stack(self, centre: Centre, name: str) -> np.ndarray:
-        """Slices ``n-k .. n+k`` (clamped at the ends) of tensor ``name`` as float32 (C,H,W)."""
+    def stack(self, centre: Centre, name: str, k: int | None = None,
+              dtype=np.float32) -> np.ndarray:
+        """Slices ``n-k .. n+k`` (clamped at the ends; k: the config's context) of tensor
+        ``name`` as (C, H, W)."""
         subject_id, n = centre
+        k = self.k if k is None else k
         array = self.arrays(subject_id).get(name)
         if array is None:
             raise InputError(f"{self.dataset.root}: shard of {subject_id} has no {name!r}")
-        idx = np.clip(np.arange(n - self.k, n + self.k + 1), 0, array.shape[0] - 1)
-        return np.asarray(array[idx], dtype=np.float32)
+        idx = np.clip(np.arange(n - k, n + k + 1), 0, array.shape[0] - 1)
+        return np.asarray(array[idx], dtype=dtype)
 
     def _centre_only(self, centre: Centre, name: str) -> np.ndarray | None:
         array = self.arrays(centre[0]).get(name)
@@ -100,6 +124,8 @@ class SliceData(torch.utils.data.Dataset):
             return self._target_only(self.mr_centres[i_mr], aug_seed)
         mr_c, ct_c = self.mr_centres[i_mr], self.ct_centres[i_ct]
         sample = {"mr": self.stack(mr_c, "mr"), "ct": self.stack(ct_c, "ct")}
+        if self.any_contrast:
+            sample["labels"] = self.stack(mr_c, "labels", self.label_k, np.int16)
         # The mask and edges belong to the slice being translated (the source's).
         source_c = mr_c if self.mr_is_source else ct_c
         for name in ("mask", "mr_edges", "ct_edges"):
@@ -124,6 +150,11 @@ class SliceData(torch.utils.data.Dataset):
         """Crop and augment a sample (both seeded by ``aug_seed``); arrays -> tensors."""
         if self.crop is not None:
             sample = self._crop(sample, aug_seed)
+        if "labels" in sample:  # any-contrast: a new MR from the labels; the CT stays exact
+            from medxlate.train.any_contrast import draw_mr
+
+            sample["mr"] = draw_mr(sample.pop("labels"), self.k, self.label_spacing,
+                                   self.dataset.normalisation, aug_seed, self.options)
         if self.options is not None:
             rng = np.random.default_rng(aug_seed)
             sample = augment_sample(sample, rng, self.options, mr_is_source, self.lr_dim,

@@ -239,6 +239,10 @@ class _Run(Monitor):
                                cfg["grad_clip"], torch.bfloat16 if use_bf16 else None,
                                self.world)
         self.ctx.normalisation = self.dataset.info["normalisation"]
+        if self.world.is_main:  # the training record of the input guard (medxlate.ood)
+            from medxlate.ood.from_dataset import dataset_record
+
+            self.input_record = dataset_record(self.dataset, self.cfg)
         # DDP (backward-overlapped all-reduce) where the family allows it, see train/ddp.py.
         from medxlate.train import ddp
 
@@ -257,6 +261,8 @@ class _Run(Monitor):
                 "spacing_mm": info.get("spacing_mm"), "slice_axis": info.get("slice_axis"),
                 "slice_size": info.get("slice_size"), "volume_size": info.get("volume_size"),
                 "subjects": {s: len(self.dataset.subjects(s)) for s in ("train", "val", "test")}}
+        if getattr(self, "input_record", None):
+            data["inputs"] = self.input_record  # what synthesize's input guard compares with
         return CheckpointMeta(model=self.spec.name, config=self.cfg,
                               normalisation=info["normalisation"], data=data, extra=extra)
 

@@ -59,7 +59,8 @@ def test_dataset_contract(flipped):
     assert info["format"] == "medxlate-dataset/1" and info["paired"] is True
     assert [s["name"] for s in info["steps"]] == ["read", "bias_correction", "register",
                                                   "resample", "mask", "crop", "normalise",
-                                                  "slices", "contours", "volumes"]
+                                                  "any_contrast", "slices", "contours",
+                                                  "volumes"]
     assert info["steps"][-1]["enabled"] is False  # 3D volumes only when asked for
     assert info["spacing_mm"] == [2.0, 2.0, 2.0] and info["slice_size"] == [128, 128]
     assert {s["split"] for s in info["subjects"]} <= {"train", "val", "test"}
