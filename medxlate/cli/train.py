@@ -39,6 +39,10 @@ def train(
     stage: Annotated[str | None, typer.Option(
         "--stage", help="Train one stage of a model with stages (e.g. med-dit: embedder, "
         "dit); all stages in order when omitted (same as --set stage=NAME).")] = None,
+    fold: Annotated[int | None, typer.Option(
+        "--fold", help="Cross-validation: train on the other folds of a seeded split by "
+        "subject (n_folds, default 5; written to RUN_DIR/folds.json), validate on fold K.")
+    ] = None,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="No progress (a bar on a terminal, a plain line every 5 % of "
         "the steps otherwise).")] = False,
@@ -61,7 +65,7 @@ def train(
         overrides["stage"] = stage
     result = run_training(model, data, out, config=config, overrides=overrides,
                           steps=steps, epochs=epochs, batch_size=batch_size, device=device,
-                          resume=resume, seed=seed, quiet=quiet)
+                          resume=resume, seed=seed, quiet=quiet, fold=fold)
     import os
 
     if os.environ.get("RANK", "0") == "0":

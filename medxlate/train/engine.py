@@ -61,7 +61,7 @@ def train(model: str | ModelSpec, data: Path | str, out: Path | str, *,
           config: str | dict | None = None, overrides: dict[str, Any] | None = None,
           steps: int | None = None, epochs: int | None = None, batch_size: int | None = None,
           device: str | None = "auto", resume: bool = False, seed: int | None = None,
-          quiet: bool = False) -> TrainResult:
+          quiet: bool = False, fold: int | None = None) -> TrainResult:
     """Train ``model`` on the dataset folder ``data`` into the run folder ``out``.
 
     Args:
@@ -75,13 +75,16 @@ def train(model: str | ModelSpec, data: Path | str, out: Path | str, *,
         resume: continue from the newest checkpoint in ``out`` with the run's config.json
             (``steps``/``epochs`` may extend it; other config options are refused).
         quiet: no progress on stderr (not part of the config: a resumed run may differ).
+        fold: train on the other folds of a seeded subject split and validate on this one
+            (config ``n_folds``, default 5, and ``fold_seed``; see medxlate.train.folds).
 
     Under torchrun every rank calls this; rank 0 logs and writes.
     """
     spec = get_spec(model) if isinstance(model, str) else model
     data, out = Path(data), Path(out)
     shortcuts = {k: v for k, v in (("steps", steps), ("epochs", epochs),
-                                   ("batch_size", batch_size), ("seed", seed)) if v is not None}
+                                   ("batch_size", batch_size), ("seed", seed),
+                                   ("fold", fold)) if v is not None}
     if steps is not None and epochs is not None:
         raise UsageError("give --steps or --epochs, not both")
     if not (data / "dataset.json").is_file():
@@ -139,7 +142,21 @@ class _Run:
         self.world, self.device, self.resume = world, device, resume
         self.show_progress = True
         self.dataset = load_dataset(data)
+        self.folds = None
+        if cfg.get("fold") is not None:
+            from medxlate.train.folds import FoldView
+
+            self.folds = FoldView(self.dataset, cfg["fold"], int(cfg.get("n_folds") or 5),
+                                  int(cfg.get("fold_seed") or 0))
+            self.dataset = self.folds
         self.family = spec.load_entry()
+        # A planned family derives patch/stack, batch size... from the data (models/unet/plan).
+        planner = getattr(self.family, "plan", None)
+        if planner is not None and not resume:
+            from medxlate.train.config import check_config
+
+            self.cfg = cfg = planner(cfg, self.dataset, spec)
+            check_config(cfg, spec)
         # 3D models train on the dataset's fixed-size volumes (or patches of them).
         data_cls = SliceData
         if spec.spatial_dims == "3d":
@@ -235,6 +252,11 @@ class _Run:
             self.out.mkdir(parents=True, exist_ok=True)
             with atomic_path(self.out / "config.json", overwrite=True) as tmp:
                 tmp.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+            for name, record in (("plan.json", cfg.get("plan")),
+                                 ("folds.json", self.folds.record() if self.folds else None)):
+                if record is not None:
+                    with atomic_path(self.out / name, overwrite=True) as tmp:
+                        tmp.write_text(json.dumps(record, indent=2) + "\n")
         log = RunLog(self.out, cfg["tensorboard"], start if self.resume else None) if main else None
         if main and self.pretrained_notes:
             log.note("pretrained", {"step": 0, **self.pretrained_notes})
