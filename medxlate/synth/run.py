@@ -43,7 +43,7 @@ class SynthesizeRequest:
     model: str
     inputs: Path
     out: Path
-    weights: Path | None = None
+    weights: Path | list[Path] | None = None  # several (or a folder): an ensemble
     direction: str | None = None
     source: str | None = None
     target: str | None = None
@@ -52,6 +52,7 @@ class SynthesizeRequest:
     eta: float = 0.0
     batch_size: int | str = 8  # or "auto" (see medxlate.synth.autobatch)
     samples: int = 1
+    tta: bool = False  # test-time mirroring along the axes the model's training mirrored
     uncertainty: Path | None = None
     device: str = "auto"
     seed: int | None = None
@@ -93,8 +94,11 @@ def check_request(req: SynthesizeRequest) -> None:
         raise UsageError(f"--precision {req.precision!r}: choose from {', '.join(PRECISIONS)}")
     if req.samples < 1:
         raise UsageError(f"--samples must be >= 1, got {req.samples}")
-    if req.uncertainty is not None and req.samples < 2:
-        raise UsageError("--uncertainty needs --samples N with N >= 2")
+    several = isinstance(req.weights, list | tuple) and (
+        len(req.weights) > 1 or any(Path(w).is_dir() for w in req.weights))
+    if req.uncertainty is not None and req.samples < 2 and not (req.tta or several):
+        raise UsageError("--uncertainty needs --samples N with N >= 2, --tta, or several "
+                         "--weights (an ensemble)")
     if req.skip_existing and req.overwrite:
         raise UsageError("--skip-existing and --overwrite contradict each other")
     if req.direction is not None and req.direction not in ("mri2ct", "ct2mri"):
@@ -175,14 +179,28 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
     from medxlate.synth.volume import SynthOptions
 
     check_request(req)
-    refuse_option_clashes(Path(req.inputs), Path(req.out), req.uncertainty, req.report,
-                          req.weights)
+    from medxlate.synth.ensemble import expand_weights
+
+    given = (list(req.weights) if isinstance(req.weights, list | tuple)
+             else [req.weights] if req.weights is not None else [])
+    weight_files = expand_weights(given) if given else [None]
+    for path in weight_files:
+        refuse_option_clashes(Path(req.inputs), Path(req.out), req.uncertainty, req.report,
+                              path)
     started = time.time()
     found = find_inputs(req.inputs)
     cohort = found.cohort
     fmt = output_format(Path(req.out), req.out_format, cohort)
     device = resolve_device(req.device)
-    model = load_model(req.model, req.weights, device)
+    model = load_model(req.model, weight_files[0], device)
+    if len(weight_files) > 1 or req.tta:
+        from medxlate.synth.ensemble import check_members
+
+        if len(weight_files) > 1 and req.samples > 1:
+            raise UsageError("an ensemble of several --weights averages deterministic "
+                             "members: drop --samples")
+        model.members = [model] + [load_model(req.model, p, device) for p in weight_files[1:]]
+        check_members(model.members)
     apply_inference_options(model, req.options)
     source, target = resolve_translation(req, model)
     direction = resolve_direction(req, model)
@@ -200,7 +218,7 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
                     {**model.config, "direction": direction, "source": source,
                      "target": target}, sampler, req.steps, echo)
     opts = SynthOptions(direction, sampler, req.steps, req.eta, req.samples, speed.batch_size,
-                        req.mask, source, target)
+                        req.mask, source, target, req.tta)
     base_seed, seed_source = resolve_seed(parse_seed(req.seed))
     result = RunResult()
     bars = Progress(req.progress, len(cases))
@@ -215,7 +233,7 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
     from medxlate.synth.stream import TileStream, can_share
 
     share = bool(cohort and req.share_batches and len(cases) > 1
-                 and can_share(model))
+                 and can_share(model) and not model.members)
     stream = TileStream(model, opts, speed.precision, share=share,
                         channels_last=speed.channels_last)
     pending: dict[int, tuple[dict[str, Any], float]] = {}  # cases the writer thread holds
@@ -359,7 +377,7 @@ def _prefetch(case: Case, req: SynthesizeRequest, model, opts, fmt: str):
     from medxlate.synth.volume import prepare_volume
 
     vol = _read_case(case, req, opts, fmt)
-    if getattr(model.spec, "spatial_dims", "2d") == "3d":
+    if getattr(model.spec, "spatial_dims", "2d") == "3d" or model.members:
         return vol
     return vol, prepare_volume(vol, model, opts)
 
@@ -393,7 +411,8 @@ def _one_case(case: Case, req: SynthesizeRequest, model, opts, fmt: str, generat
         vol, prepared = vol
     if vol is None:
         vol = _read_case(case, req, opts, fmt)
-    three_d = getattr(model.spec, "spatial_dims", "2d") == "3d"
+    # 3D models and ensembles / TTA translate the volume here, not through the tile stream.
+    three_d = getattr(model.spec, "spatial_dims", "2d") == "3d" or bool(model.members)
     if prepared is None and not three_d:
         prepared = prepare_volume(vol, model, opts)
     bar = bars.slices(case.stem)
@@ -427,11 +446,23 @@ def _one_case(case: Case, req: SynthesizeRequest, model, opts, fmt: str, generat
         return finish, bar, stage.add(key, prepared, generator, progress)
     try:
         with precision.context() if precision is not None else contextlib.nullcontext():
+            if model.members:
+                from medxlate.synth.ensemble import synthesize_ensemble
+
+                return finish, bar, [(key, synthesize_ensemble(vol, model, opts, generator,
+                                                               progress=progress))]
             return finish, bar, [(key, synthesize_volume(vol, model, opts, generator,
                                                          progress=progress))]
     except BaseException:
         bar.close()
         raise
+
+
+def _tta_views(req, model) -> list[list[int]]:
+    """The mirrorings every volume was translated with (canonical axes; [] = as is)."""
+    from medxlate.synth.ensemble import mirror_views, tta_axes
+
+    return [list(v) for v in (mirror_views(tta_axes(model)) if req.tta else [()])]
 
 
 def _report(req, model, sampler, direction, seed, result, started) -> dict[str, Any]:
@@ -444,12 +475,18 @@ def _report(req, model, sampler, direction, seed, result, started) -> dict[str, 
         "seconds": round(time.time() - started, 3),
         "model": {"name": model.spec.name, "weights": str(model.weights),
                   "sha256": model.sha256, "config": model.config.get("config_name"),
-                  "trained_medxlate": model.meta.version},
+                  "trained_medxlate": model.meta.version,
+                  "plan": model.config.get("plan"),
+                  "members": [{"weights": str(m.weights), "sha256": m.sha256}
+                              for m in (model.members or [model])]},
+        "tta": req.tta, "tta_views": _tta_views(req, model),
         "direction": direction, "device": str(model.device),
         "sampler": {"name": sampler, "steps": req.steps, "eta": req.eta,
                     "samples": req.samples, "batch_size": req.batch_size},
         "seed": seed, "mask": req.mask, "num_parts": req.num_parts, "part_id": req.part_id,
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(req).items()},
+        "options": {k: (str(v) if isinstance(v, Path) else [str(x) for x in v]
+                        if k == "weights" and isinstance(v, list | tuple) else v)
+                    for k, v in asdict(req).items()},
         "counts": counts, "cases": result.cases,
     }
 

@@ -57,6 +57,7 @@ class SynthOptions:
     mask: bool = True
     source: str | None = None  # modality tags ("t1", "ct"...); None: from direction
     target: str | None = None
+    tta: bool = False  # test-time mirroring (medxlate.synth.ensemble)
 
 
 def whole_slices(model) -> bool:
