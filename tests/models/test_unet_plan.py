@@ -18,36 +18,38 @@ def _fp(**over):
 
 
 def _cfg(**over):
-    cfg = {"filters": [4, 8], "memory_mb": 1000.0, "max_batch": 8, "context_mm": 4.0,
+    cfg = {"filters": [4, 8, 8], "memory_mb": 1000.0, "max_batch": 8, "context_mm": 4.0,
            "patch_size": None, "batch_size": None, "context": None, "spacing_mm": None}
     cfg.update(over)
     return cfg
 
 
 def test_memory_model_by_hand():
-    # One sample of a 16^3 patch, filters 4 and 8: activations 24 * (4096 * 4 + 512 * 8)
-    # floats; weights 3*27*1*4 + 2*27*4*4 + 3*27*4*8 + 2*27*8*8 = 7236, times 4 (weights,
-    # gradients, two Adam moments); 4 bytes each.
-    floats = 24 * (4096 * 4 + 512 * 8) + 4 * 7236
-    assert step_memory_mb([16, 16, 16], 1, [4, 8]) == pytest.approx(floats * 4 / 2 ** 20)
+    # One sample of a 16^3 patch, filters 4, 8, 8: activations 24 * (4096 * 4 + 512 * 8
+    # + 64 * 8) floats; weights 3*27*1*4 + 2*27*4*4 + 3*27*4*8 + 2*27*8*8 + 3*27*8*8
+    # + 2*27*8*8 = 15876, times 4 (weights, gradients, two Adam moments); 4 bytes each.
+    floats = 24 * (4096 * 4 + 512 * 8 + 64 * 8) + 4 * 15876
+    assert step_memory_mb([16, 16, 16], 1, [4, 8, 8]) == pytest.approx(floats * 4 / 2 ** 20)
 
 
 def test_3d_patch_is_the_median_box_when_it_fits():
     fp = _fp(volume_size=[64, 80, 64], shapes=[[60, 70, 50], [58, 74, 52], [61, 71, 49]])
     plan = make_plan(fp, _cfg(memory_mb=10 ** 6), "3d")
-    # median [60, 71, 50] rounded up to multiples of 2 (two stages), within the volumes
-    assert plan["patch_size"] == [60, 72, 50]
+    # median [60, 71, 50] rounded up to multiples of 4 (three stages), within the volumes
+    assert plan["patch_size"] == [60, 72, 52]
     assert plan["spacing_mm"] == [2.0, 2.0, 2.0]
     assert plan["median_source_spacing_mm"] == [1.0, 1.0, 1.0]
     assert plan["context"] == 0 and plan["in_channels"] == 1
 
 
 def test_3d_patch_shrinks_to_the_budget_like_nnunet():
-    # 16^3 at batch 2 needs 3.86 MB; a 3 MB budget: shrink axis 0 (all ratios equal) to 14
-    # (3.39 MB), then axis 1 (ratio 1 > 14/16) to 14: 2.98 MB fits (worked by hand).
+    # Filters 4, 8, 8 keep 24 * (4 + 8/8 + 8/64) = 123 floats per patch voxel and sample,
+    # plus 4 * 15876 for the weights. A 3 MB budget (786432 floats) at batch 2 allows
+    # V <= 2938 voxels: 16^3 (4096) shrinks axis 0 (all ratios equal) to 12 (3072, still too
+    # many), then axis 1 (ratio 1 > 12/16) to 12: 12*12*16 = 2304 fits (worked by hand).
     plan = make_plan(_fp(), _cfg(memory_mb=3.0), "3d")
-    assert plan["patch_size"] == [14, 14, 16]
-    # batch: (3 MB - weights) // one sample's MB = 2 (one sample 1.44 MB, weights 0.11 MB)
+    assert plan["patch_size"] == [12, 12, 16]
+    # batch: (786432 - 63504) // (123 * 2304) = 2
     assert plan["batch_size"] == 2
 
 
@@ -72,7 +74,8 @@ def test_explicit_values_win_and_are_recorded():
 
 @pytest.mark.parametrize("over, words", [
     ({"patch_size": [32, 16, 16]}, "larger than the dataset's volumes [16, 16, 16]"),
-    ({"patch_size": [15, 16, 16]}, "multiple of 2"),
+    ({"patch_size": [14, 16, 16]}, "multiple of 4"),
+    ({"filters": [4, 8]}, "at least 3 stages"),
     ({"patch_size": [16, 16]}, "expected 3 numbers"),
     ({"spacing_mm": [-2.0, 2.0, 2.0]}, "must be positive"),
     ({"spacing_mm": [1.0, 1.0, 1.0]}, "the dataset is at [2.0, 2.0, 2.0] mm"),

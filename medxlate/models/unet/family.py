@@ -61,7 +61,8 @@ def build_net(config: dict[str, Any]) -> nn.Module:
     n = len(filters)
     dims = 3 if spatial(config) == "3d" else 2
     context = int(config.get("context") or 0)
-    ds = int(config.get("deep_supervision", 0))
+    # DynUNet's extra heads sit on all but the lowest decoder stage: at most n - 2 of them.
+    ds = min(int(config.get("deep_supervision", 0)), n - 2)
     return DynUNetState(dims, 2 * context + 1 if dims == 2 else 1, 1, kernel_size=[3] * n,
                         strides=[1] + [2] * (n - 1), upsample_kernel_size=[2] * (n - 1),
                         filters=filters, res_block=True, deep_supervision=ds > 0,

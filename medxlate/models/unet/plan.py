@@ -128,7 +128,12 @@ def _positive_list(value, n: int, name: str, integer: bool) -> list:
 def check_overrides(fp: dict[str, Any], config: dict[str, Any], dims: str) -> None:
     """Refuse explicit plan values that cannot work, with one line each (UsageError)."""
     n_spatial = 3 if dims == "3d" else 2
-    mult = multiple_of(len(config["filters"]))
+    filters = config["filters"]
+    if not isinstance(filters, list | tuple) or len(filters) < 3 or any(
+            isinstance(f, bool) or not isinstance(f, int) or f < 1 for f in filters):
+        raise UsageError(f"filters={filters!r}: DynUNet needs at least 3 stages of "
+                         "positive integer widths")
+    mult = multiple_of(len(filters))
     if config.get("spacing_mm") is not None:
         want = _positive_list(config["spacing_mm"], 3, "spacing_mm", integer=False)
         have = fp["spacing_mm"]
