@@ -87,7 +87,7 @@ class Warp:
         widened by the largest displacement."""
         inv = np.linalg.inv(self.affine())
         pts = np.asarray(points, float) @ inv[:3, :3].T + inv[:3, 3]
-        margin = self.bound * float(np.abs(inv[:3, :3]).sum(1).max())
+        margin = self.bound * float(np.linalg.norm(inv[:3, :3], 2))
         return pts.min(0) - margin, pts.max(0) + margin
 
 
