@@ -46,6 +46,8 @@ ENGINE_DEFAULTS: dict[str, Any] = {
                                  # see train/ddp.py) or "allreduce" (average at each step)
     "seed": 0,
     "stage": None,               # families with stages: None runs all in order, or one name
+    "init_weights": None,        # fine-tune: a medxlate checkpoint of the same model whose
+                                 # inference nets start the run (the others start fresh)
     "augment": {
         "flip_lr": 0.0,          # probability of a left-right flip
         "flip_ap": 0.0,          # probability of an anterior-posterior flip
@@ -206,6 +208,8 @@ def check_config(cfg: dict[str, Any], spec) -> None:
         raise UsageError(f"config ema={cfg['ema']!r}: must be in [0, 1)")
     if cfg["stage"] is not None and not isinstance(cfg["stage"], str):
         raise UsageError(f"config stage={cfg['stage']!r}: must be a stage name or null")
+    if cfg["init_weights"] is not None and not isinstance(cfg["init_weights"], str):
+        raise UsageError(f"config init_weights={cfg['init_weights']!r}: must be a file path")
     unknown = set(cfg["augment"]) - set(ENGINE_DEFAULTS["augment"])
     if unknown:
         raise UsageError(f"unknown augment option(s): {', '.join(sorted(unknown))}")

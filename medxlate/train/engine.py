@@ -37,6 +37,7 @@ from medxlate.train.distributed import (
     worker_init,
 )
 from medxlate.train.ema import EMA
+from medxlate.train.init_weights import init_from
 from medxlate.train.runlog import Progress, RunLog, check_tensorboard
 from medxlate.train.sampling import BatchPlan, PlanSampler
 from medxlate.train.schedule import apply_lr, lr_factor
@@ -198,6 +199,10 @@ class _Run:
         self.nets = {k: v.to(self.device) for k, v in self.family.build(cfg).items()}
         for name, state in preload.items():
             self.nets[name].load_state_dict(state, strict=True)
+        if cfg.get("init_weights") and not self.resume:
+            self.pretrained_notes["init_weights"] = init_from(
+                self.nets, Path(cfg["init_weights"]), self.spec.name,
+                self.family.inference_nets(cfg), self.dataset.info["normalisation"])
         broadcast_state(self.nets, self.world)
         self.optimizers = self.family.optimizers(self.nets, cfg)
         self.inference = list(self.family.inference_nets(cfg))
