@@ -3,7 +3,8 @@
 The input is the T1w MR of held-out phantom seed 7 subject 0 (about 1.1 mm, 174 x 207 x 161;
 the model works at its plan's 2 mm spacing and the result is resampled back). Each figure is
 the wall time of `medxlate synthesize` in a fresh process (reading, the model, writing) and
-the seconds inside the model stage from its report; the float32 matmul peak of this machine
+its CPU seconds (user + system: on a shared machine the wall time also counts the time
+spent waiting for a core) and the case's seconds from its report; the float32 matmul peak of this machine
 (benchmarks/cpu_peak.py), measured in the same run, is printed beside them because the
 machine is shared: compare ratios between runs, not seconds. One JSON object per figure.
 
@@ -16,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -35,14 +37,18 @@ def timed(model: str, weights: list[str], folder: Path, out: Path, tta: bool) ->
     if tta:
         cmd.append("--tta")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     done = subprocess.run(cmd, capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    # CPU seconds of the process: on a shared machine its wall time also counts waiting.
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     if done.returncode:
         sys.exit(f"failed: {' '.join(cmd)}\n{done.stderr}")
     report = json.loads(out.with_suffix("").with_suffix(".report.json").read_text())
     case = report["cases"][0]
-    return {"wall_s": round(wall, 2), "case_s": case.get("seconds"),
+    return {"wall_s": round(wall, 2), "cpu_s": round(cpu, 2), "case_s": case.get("seconds"),
             "passes": case.get("passes", 1), "shape": case.get("shape")}
 
 
