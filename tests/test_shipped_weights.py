@@ -43,7 +43,9 @@ def test_shipped_weights_verify_and_rebuild_from_their_metadata(spec):
         nets[name].load_state_dict(own, strict=True)
     three_d = spec.spatial_dims == "3d"          # a 3D model translates whole volumes
     size = meta.config["volume_size" if three_d else "slice_size"]
-    out = family.translate(nets, torch.zeros(1, 1, *size) - 1, config=meta.config,
+    # A 2.5D model reads 2k + 1 neighbouring slices (config "context" k).
+    channels = 1 if three_d else 2 * int(meta.config.get("context") or 0) + 1
+    out = family.translate(nets, torch.zeros(1, channels, *size) - 1, config=meta.config,
                            sampler=spec.default_sampler, steps=4 if three_d else None, eta=0.0,
                            generator=torch.Generator().manual_seed(0))
     assert out.shape == (1, 1, *size) and torch.isfinite(out).all() and out.abs().max() <= 1

@@ -77,6 +77,36 @@ def _model_info(model: str, weights: Path | None, as_json: bool) -> None:
     _print_table(f"{meta.model}: trained on ({weights.name})", describe(record))
 
 
+def _checkpoint_info(path: Path, as_json: bool) -> None:
+    """What a checkpoint or a run folder says about its model (the plan first)."""
+    from medxlate.errors import InputError
+
+    if path.is_dir():
+        try:
+            config = json.loads((path / "config.json").read_text())
+            folds = path / "folds.json"
+            fold = json.loads(folds.read_text()) if folds.is_file() else None
+        except ValueError as exc:
+            raise InputError(f"{path}: unreadable run files ({exc})") from exc
+        model = None
+    else:
+        from medxlate.weights import read_meta
+
+        meta = read_meta(path)
+        config, model, fold = meta.config, meta.model, None
+    summary = {"model": model, "plan": config.get("plan"),
+               "fold": config.get("fold"), "n_folds": config.get("n_folds"),
+               "folds": fold, "steps": config.get("steps"), "seed": config.get("seed")}
+    summary = {k: v for k, v in summary.items() if v is not None}
+    if as_json:
+        typer.echo(json.dumps(summary, indent=2))
+        return
+    plan = summary.pop("plan", None) or {}
+    rows = [(k, _format(k, v)) for k, v in summary.items() if k != "folds"]
+    rows += [(f"plan.{k}", json.dumps(v)) for k, v in plan.items()]
+    _print_table(str(path), rows or [("plan", "none (not a planned model)")])
+
+
 def info(
     path: Annotated[Path | None, typer.Argument(
         help="NIfTI, MHA/NRRD, DICOM folder, .dcm or .zip.")] = None,
@@ -95,7 +125,9 @@ def info(
     """Print shape, spacing, orientation, origin, modality and value statistics.
 
     NaN/Inf voxels are counted (non_finite_voxels), not refused as by other commands.
-    With --model NAME: the training distribution recorded in the model's weights.
+    With --model NAME: the training distribution recorded in the model's weights. A
+    checkpoint (.safetensors) or a training run folder prints its model, config name and,
+    for planned models (unet-3d, unet-2.5d), the plan derived from the data.
     """
     from medxlate.errors import UsageError
 
@@ -105,6 +137,8 @@ def info(
         return _model_info(model, weights, as_json)
     if path is None:
         raise UsageError("give an image PATH (or --model NAME)")
+    if path.suffix == ".safetensors" or (path.is_dir() and (path / "config.json").is_file()):
+        return _checkpoint_info(path, as_json)
     if list_series:
         return _list_series(path, skip_derived, as_json)
     from medxlate.io import read_volume

@@ -10,6 +10,9 @@ import typer
 from medxlate.cli._errors import add_command
 
 CONTRASTS = {"t1": ("t1w",), "t2": ("t2w",), "both": ("t1w", "t2w")}
+# With --labels: also proton density and FLAIR (realistic mode).
+LABEL_CONTRASTS = {**CONTRASTS, "pd": ("pdw",), "flair": ("flair",),
+                   "all": ("t1w", "t2w", "pdw", "flair")}
 
 
 def _check(config_args: dict) -> None:
@@ -20,7 +23,9 @@ def _check(config_args: dict) -> None:
         raise UsageError(f"--subjects must be at least 1 (got {a['subjects']})")
     if a["region"] not in ("brain", "pelvis"):
         raise UsageError(f"--region must be brain or pelvis (got {a['region']!r})")
-    if a["contrast"] not in CONTRASTS:
+    if a["labels"] is not None:
+        _check_labels(a)
+    elif a["contrast"] not in CONTRASTS:
         raise UsageError(f"--contrast must be t1, t2 or both (got {a['contrast']!r})")
     if a["fmt"] not in ("nifti", "dicom"):
         raise UsageError(f"--format must be nifti or dicom (got {a['fmt']!r})")
@@ -34,6 +39,26 @@ def _check(config_args: dict) -> None:
         raise UsageError(f"--misalign-mm must be in [0, 500] (got {a['misalign_mm']})")
     if a["workers"] < 1:
         raise UsageError(f"--workers must be at least 1 (got {a['workers']})")
+
+
+def _check_labels(a: dict) -> None:
+    from medxlate.errors import UsageError
+    from medxlate.phantom.label_mr import MODES
+    from medxlate.phantom.labels import SPLITS
+
+    if a["region"] != "brain":
+        raise UsageError("--labels makes heads; --region pelvis cannot be combined with it")
+    if a["mr_mode"] not in MODES:
+        raise UsageError(f"--mr-mode must be realistic or random (got {a['mr_mode']!r})")
+    if a["contrast"] not in LABEL_CONTRASTS:
+        raise UsageError(f"--contrast must be one of {', '.join(LABEL_CONTRASTS)} with --labels "
+                         f"(got {a['contrast']!r})")
+    if a["mr_mode"] == "random" and a["contrast"] != "t1":
+        raise UsageError("--mr-mode random draws its own contrast; leave out --contrast")
+    if a["split"] not in SPLITS:
+        raise UsageError(f"--split must be one of {', '.join(SPLITS)} (got {a['split']!r})")
+    if not 0 <= a["deformation_mm"] <= 20:
+        raise UsageError(f"--deformation-mm must be in [0, 20] (got {a['deformation_mm']})")
 
 
 def phantom(
@@ -66,8 +91,31 @@ def phantom(
         None, "--preview", help="Also write a PNG of the first subject (MR | CT, three planes)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress (a bar on a "
                                "terminal, one line per subject otherwise)."),
+    labels: Path = typer.Option(  # noqa: B008
+        None, "--labels", help="Real anatomy: a label map (NIfTI/MHA/NRRD) or a folder of them; "
+                               "subjects (ids head-000...) are simulated from them."),
+    label_scheme: str = typer.Option("synthseg", "--label-scheme",
+                                     help="With --labels: synthseg, freesurfer, brainweb or a "
+                                          "YAML file mapping label values to tissue classes."),
+    split: str = typer.Option("all", "--split", help="With --labels: all, train (all but the "
+                                                     "last 20 %% of the maps by name) or "
+                                                     "held-out (that last 20 %%)."),
+    mr_mode: str = typer.Option("realistic", "--mr-mode",
+                                help="With --labels: realistic (signal equations; --contrast "
+                                     "t1, t2, pd, flair, both or all) or random (a random "
+                                     "contrast per subject)."),
+    no_lr_flip: bool = typer.Option(False, "--no-lr-flip", help="With --labels: never mirror "
+                                                                "left-right (default: p=1/2)."),
+    deformation_mm: float = typer.Option(2.0, "--deformation-mm",
+                                         help="With --labels: RMS of the smooth random "
+                                              "deformation per axis (mm; 0: affine only)."),
 ) -> None:
     """Generate paired MR/CT phantoms with known transform, labels and tissue values.
+
+    With --labels, subjects are simulated from real anatomical label maps (ids head-000...;
+    see docs/real-anatomy.md): subject i uses map i mod N of the --split, with its own random
+    affine, deformation, left-right flip, field of view, CT and MR; labels.nii.gz then holds
+    tissue classes and labels_source.nii.gz the map's own labels.
 
     Writes DIR/<id>/ (ids like brain-000): mr.nii.gz (T1w unless --contrast t2; with both
     also mr_t1 and mr_t2), ct.nii.gz (own grid), ct_on_mr.nii.gz (CT on the MR grid through
@@ -78,7 +126,8 @@ def phantom(
     spacing = tuple(spacing) if spacing and None not in spacing else None
     _check({"subjects": subjects, "region": region, "contrast": contrast, "fmt": fmt,
             "size": size, "spacing": spacing, "misalign_deg": misalign_deg,
-            "misalign_mm": misalign_mm, "workers": workers})
+            "misalign_mm": misalign_mm, "workers": workers, "labels": labels,
+            "mr_mode": mr_mode, "split": split, "deformation_mm": deformation_mm})
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -86,10 +135,21 @@ def phantom(
     from medxlate.phantom.cohort import generate_cohort, plan_outputs
     from medxlate.phantom.subject import PhantomConfig, check_config
 
-    config = PhantomConfig(region=region, size=size, spacing=spacing,
-                           contrasts=CONTRASTS[contrast], misalign_deg=misalign_deg,
-                           misalign_mm=misalign_mm, flip=flip, ct_on_mr=not no_ct_on_mr)
-    check_config(config)
+    if labels is not None:
+        from medxlate.phantom.label_subject import LabelPhantomConfig, check_label_config
+
+        config = LabelPhantomConfig(labels=labels, label_scheme=label_scheme, split=split,
+                                    mr_mode=mr_mode, contrasts=LABEL_CONTRASTS[contrast],
+                                    size=size, spacing=spacing, misalign_deg=misalign_deg,
+                                    misalign_mm=misalign_mm, lr_flip=not no_lr_flip,
+                                    deformation_mm=deformation_mm, ct_on_mr=not no_ct_on_mr)
+        check_label_config(config)
+        region = config.region
+    else:
+        config = PhantomConfig(region=region, size=size, spacing=spacing,
+                               contrasts=CONTRASTS[contrast], misalign_deg=misalign_deg,
+                               misalign_mm=misalign_mm, flip=flip, ct_on_mr=not no_ct_on_mr)
+        check_config(config)
     plan_outputs(out, subjects, region, overwrite)
     if preview is not None:
         check_writable(preview, overwrite)

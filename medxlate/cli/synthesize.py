@@ -23,9 +23,11 @@ def synthesize(
         "--out", "-o",
         help="Output file, or folder: <id>/sct.nii.gz per subject of a layout folder or "
              "cohort CSV, {stem}_sct.nii.gz per other input; a folder for a DICOM series.")],
-    weights: Annotated[Path | None, typer.Option(
+    weights: Annotated[list[Path] | None, typer.Option(
         "--weights", "-w",
-        help="A model.safetensors (default: the model's shipped weights).")] = None,
+        help="A model.safetensors (default: the model's shipped weights). Repeat it, or "
+             "name a folder of fold runs (*/model.safetensors), for an ensemble: the mean "
+             "of the members.")] = None,
     direction: Annotated[str | None, typer.Option(
         "--direction",
         help="mri2ct or ct2mri: aliases of --source mr --target ct and the reverse "
@@ -64,9 +66,14 @@ def synthesize(
     samples: Annotated[int, typer.Option(
         "--samples",
         help="Average N stochastic samples.")] = 1,
+    tta: Annotated[bool, typer.Option(
+        "--tta",
+        help="Test-time augmentation: also translate the input mirrored along the axes the "
+             "model's training mirrored, and average (2^n passes).")] = False,
     uncertainty: Annotated[Path | None, typer.Option(
         "--uncertainty",
-        help="Write the per-voxel standard deviation over --samples (HU) here.")] = None,
+        help="Write the per-voxel standard deviation (HU) over --samples, --tta views and "
+             "ensemble members here.")] = None,
     device: Annotated[str, typer.Option(
         "--device",
         help="auto, cpu, cuda, cuda:N or mps (an absent device is an error).")] = "auto",
@@ -131,9 +138,11 @@ def synthesize(
 
     steps = parse_steps(steps)
     req = SynthesizeRequest(
-        model=model, inputs=inputs, out=out, weights=weights, direction=direction,
+        model=model, inputs=inputs, out=out,
+        weights=(weights[0] if weights and len(weights) == 1 and not weights[0].is_dir()
+                 else weights or None), direction=direction,
         source=source, target=target,
-        sampler=sampler, steps=steps, eta=eta, batch_size=batch_size, samples=samples,
+        sampler=sampler, steps=steps, eta=eta, batch_size=batch_size, samples=samples, tta=tta,
         uncertainty=uncertainty, device=device, seed=seed, out_format=out_format,
         mask=not no_mask, overwrite=overwrite, skip_existing=skip_existing,
         num_parts=num_parts, part_id=part_id, report=report, series=series,

@@ -57,6 +57,10 @@ def train(
     early_stop: Annotated[bool, typer.Option(
         "--early-stop", help="With --patience: stop the run then (best.safetensors "
         "kept).")] = False,
+    fold: Annotated[int | None, typer.Option(
+        "--fold", help="Cross-validation: train on the other folds of a seeded split by "
+        "subject (n_folds, default 5; written to RUN_DIR/folds.json), validate on fold K.")
+    ] = None,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="No progress (a bar on a terminal, a plain line every 5 % of "
         "the steps otherwise).")] = False,
@@ -94,7 +98,7 @@ def train(
     result = run_training(model, data, out, config=config, overrides=overrides,
                           steps=steps, epochs=epochs, batch_size=batch_size, device=device,
                           resume=resume, seed=seed, quiet=quiet, time_budget=budget,
-                          volume_validator=VolumeValidation)
+                          volume_validator=VolumeValidation, fold=fold)
     import os
 
     if os.environ.get("RANK", "0") == "0":

@@ -38,9 +38,13 @@ FORMATS = ("nifti", "dicom")
 COHORT_COLUMNS = ("id", "mr", "ct", "mask", "truth")
 # Everything write_subject may put in a subject folder: images as NIfTI files or (with
 # --format dicom) DICOM series folders, derived NIfTI images, truth.json.
-IMAGE_NAMES = ("mr", "mr_t1", "mr_t2", "ct")
+IMAGE_NAMES = ("mr", "mr_t1", "mr_t2", "mr_pd", "mr_flair", "ct")
 OWN_FILES = frozenset({*(f"{n}.nii.gz" for n in IMAGE_NAMES), "ct_on_mr.nii.gz",
-                       "mask.nii.gz", "labels.nii.gz", "labels_ct.nii.gz", "truth.json"})
+                       "mask.nii.gz", "labels.nii.gz", "labels_ct.nii.gz",
+                       "labels_source.nii.gz", "truth.json"})
+# contrast -> (series name, file suffix of its mr_<suffix> copy when several are written)
+CONTRAST_NAMES = {"t1w": ("T1w", "t1"), "t2w": ("T2w", "t2"), "pdw": ("PDw", "pd"),
+                  "flair": ("FLAIR", "flair"), "random": ("random contrast", "random")}
 
 
 def foreign_in_subject(folder: Path) -> list[str]:
@@ -123,17 +127,20 @@ def write_subject(subject: Subject, folder: Path | str, fmt: str = "nifti",
     with atomic_path(folder, overwrite, folder_check=check_own_subject) as tmp:
         tmp.mkdir()
         contrasts = list(subject.mr)
-        names = {"t1w": "T1w", "t2w": "T2w"}
+        names = {c: v[0] for c, v in CONTRAST_NAMES.items()}
         first = contrasts[0]
         mr_id, ct_id = _dicom_identity(subject, "MR"), _dicom_identity(subject, "CT")
         files["mr"] = _write_image(subject.mr[first], tmp, "mr", fmt,
                                    f"phantom MR {names[first]}", mr_id)
         if len(contrasts) > 1:
             suffix = files["mr"][2:]
-            files["mr_t1"] = f"mr_t1{suffix}"
-            _alias(tmp / files["mr"], tmp / files["mr_t1"])
-            files["mr_t2"] = _write_image(subject.mr["t2w"], tmp, "mr_t2", fmt,
-                                          "phantom MR T2w", mr_id)
+            key = f"mr_{CONTRAST_NAMES[first][1]}"
+            files[key] = f"{key}{suffix}"
+            _alias(tmp / files["mr"], tmp / files[key])
+            for c in contrasts[1:]:
+                key = f"mr_{CONTRAST_NAMES[c][1]}"
+                files[key] = _write_image(subject.mr[c], tmp, key, fmt,
+                                          f"phantom MR {names[c]}", mr_id)
         files["ct"] = _write_image(subject.ct, tmp, "ct", fmt, "phantom CT", ct_id)
         if subject.ct_on_mr is not None:
             write_nifti(subject.ct_on_mr.with_array(np.rint(subject.ct_on_mr.array)),
@@ -143,6 +150,10 @@ def write_subject(subject: Subject, folder: Path | str, fmt: str = "nifti",
                          ("labels_ct", subject.labels_ct)):
             write_nifti(vol, tmp / f"{key}.nii.gz", dtype=np.uint8)
             files[key] = f"{key}.nii.gz"
+        if "labels_source" in subject.extra:  # a real map's own label values (up to 65535)
+            write_nifti(subject.extra["labels_source"], tmp / "labels_source.nii.gz",
+                        dtype=np.uint16)
+            files["labels_source"] = "labels_source.nii.gz"
         truth = dict(subject.truth)
         truth["files"] = {**files, "mr_contrast": names[first],
                           "mask_grid": "mr", "labels_grid": "mr", "labels_ct_grid": "ct",
@@ -154,7 +165,12 @@ def write_subject(subject: Subject, folder: Path | str, fmt: str = "nifti",
 
 def _one(config: PhantomConfig, seed: int, index: int, out: str, fmt: str,
          overwrite: bool) -> tuple[str, dict[str, str]]:
-    subject = make_subject(config, seed, index)
+    if hasattr(config, "label_scheme"):  # a LabelPhantomConfig: subjects from real label maps
+        from medxlate.phantom.label_subject import make_label_subject
+
+        subject = make_label_subject(config, seed, index)
+    else:
+        subject = make_subject(config, seed, index)
     files = write_subject(subject, Path(out) / subject.id, fmt, overwrite)
     return subject.id, files
 

@@ -65,7 +65,7 @@ def _prefetch(case: Case, req: SynthesizeRequest, model, opts, fmt: str):
     from medxlate.synth.volume import prepare_volume
 
     vol = _read_case(case, req, model, opts, fmt)
-    if getattr(model.spec, "spatial_dims", "2d") == "3d":
+    if getattr(model.spec, "spatial_dims", "2d") == "3d" or model.members:
         return vol
     return vol, prepare_volume(vol, model, opts)
 
@@ -103,7 +103,8 @@ def _one_case(case: Case, req: SynthesizeRequest, model, opts, fmt: str, generat
         vol, prepared = vol
     if vol is None:
         vol = clock.timed(_read_case, case, req, model, opts, fmt)
-    three_d = getattr(model.spec, "spatial_dims", "2d") == "3d"
+    # 3D models and ensembles / TTA translate the volume here, not through the tile stream.
+    three_d = getattr(model.spec, "spatial_dims", "2d") == "3d" or bool(model.members)
     if prepared is None and not three_d:
         prepared = clock.timed(prepare_volume, vol, model, opts)
     bar = bars.slices(case.stem)
@@ -142,6 +143,11 @@ def _one_case(case: Case, req: SynthesizeRequest, model, opts, fmt: str, generat
         return finish, bar, stage.add(key, prepared, generator, progress)
     try:
         with precision.context() if precision is not None else contextlib.nullcontext():
+            if model.members:
+                from medxlate.synth.ensemble import synthesize_ensemble
+
+                return finish, bar, [(key, clock.timed(synthesize_ensemble, vol, model, opts,
+                                                       generator, progress=progress))]
             return finish, bar, [(key, clock.timed(synthesize_volume, vol, model, opts,
                                                    generator, progress=progress))]
     except BaseException:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ class LoadedModel:
     weights: Path
     sha256: str
     device: Any
+    # An ensemble (several --weights, or a folder of folds): every member, this one first.
+    members: list = field(default_factory=list)
 
     @property
     def config(self) -> dict[str, Any]:

@@ -25,6 +25,13 @@ class RunResult:
         return [c for c in self.cases if c["status"] == "failed"]
 
 
+def _tta_views(req, model) -> list[list[int]]:
+    """The mirrorings every volume was translated with (canonical axes; [] = as is)."""
+    from medxlate.synth.ensemble import mirror_views, tta_axes
+
+    return [list(v) for v in (mirror_views(tta_axes(model)) if req.tta else [()])]
+
+
 def _report(req, model, sampler, direction, seed, result, started) -> dict[str, Any]:
     counts = {s.replace(" ", "_"): sum(c["status"] == s for c in result.cases)
               for s in ("ok", "skipped", "failed", NOT_STARTED)}
@@ -35,11 +42,17 @@ def _report(req, model, sampler, direction, seed, result, started) -> dict[str, 
         "seconds": round(time.time() - started, 3),
         "model": {"name": model.spec.name, "weights": str(model.weights),
                   "sha256": model.sha256, "config": model.config.get("config_name"),
-                  "trained_medxlate": model.meta.version},
+                  "trained_medxlate": model.meta.version,
+                  "plan": model.config.get("plan"),
+                  "members": [{"weights": str(m.weights), "sha256": m.sha256}
+                              for m in (getattr(model, "members", None) or [model])]},
+        "tta": req.tta, "tta_views": _tta_views(req, model),
         "direction": direction, "device": str(model.device),
         "sampler": {"name": sampler, "steps": req.steps, "eta": req.eta,
                     "samples": req.samples, "batch_size": req.batch_size},
         "seed": seed, "mask": req.mask, "num_parts": req.num_parts, "part_id": req.part_id,
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(req).items()},
+        "options": {k: (str(v) if isinstance(v, Path) else [str(x) for x in v]
+                        if k == "weights" and isinstance(v, list | tuple) else v)
+                    for k, v in asdict(req).items()},
         "counts": counts, "cases": result.cases,
     }

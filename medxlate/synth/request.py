@@ -21,7 +21,7 @@ class SynthesizeRequest:
     model: str
     inputs: Path
     out: Path
-    weights: Path | None = None
+    weights: Path | list[Path] | None = None  # several (or a folder): an ensemble
     direction: str | None = None
     source: str | None = None
     target: str | None = None
@@ -30,6 +30,7 @@ class SynthesizeRequest:
     eta: float = 0.0
     batch_size: int | str = 8  # or "auto" (see medxlate.synth.autobatch)
     samples: int = 1
+    tta: bool = False  # test-time mirroring along the axes the model's training mirrored
     uncertainty: Path | None = None
     device: str = "auto"
     seed: int | None = None
@@ -61,8 +62,11 @@ def check_request(req: SynthesizeRequest) -> None:
         raise UsageError(f"--precision {req.precision!r}: choose from {', '.join(PRECISIONS)}")
     if req.samples < 1:
         raise UsageError(f"--samples must be >= 1, got {req.samples}")
-    if req.uncertainty is not None and req.samples < 2:
-        raise UsageError("--uncertainty needs --samples N with N >= 2")
+    several = isinstance(req.weights, list | tuple) and (
+        len(req.weights) > 1 or any(Path(w).is_dir() for w in req.weights))
+    if req.uncertainty is not None and req.samples < 2 and not (req.tta or several):
+        raise UsageError("--uncertainty needs --samples N with N >= 2, --tta, or several "
+                         "--weights (an ensemble)")
     if req.skip_existing and req.overwrite:
         raise UsageError("--skip-existing and --overwrite contradict each other")
     if req.direction is not None and req.direction not in ("mri2ct", "ct2mri"):

@@ -55,14 +55,28 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
 
     check_request(req)
     say = echo or (lambda line: print(line, file=sys.stderr))
-    refuse_option_clashes(Path(req.inputs), Path(req.out), req.uncertainty, req.report,
-                          req.weights)
+    from medxlate.synth.ensemble import expand_weights
+
+    given = (list(req.weights) if isinstance(req.weights, list | tuple)
+             else [req.weights] if req.weights is not None else [])
+    weight_files = expand_weights(given) if given else [None]
+    for path in weight_files:
+        refuse_option_clashes(Path(req.inputs), Path(req.out), req.uncertainty, req.report,
+                              path)
     started = time.time()
     found = find_inputs(req.inputs)
     cohort = found.cohort
     fmt = output_format(Path(req.out), req.out_format, cohort)
     device = resolve_device(req.device)
-    model = load_model(req.model, req.weights, device)
+    model = load_model(req.model, weight_files[0], device)
+    if len(weight_files) > 1 or req.tta:
+        from medxlate.synth.ensemble import check_members
+
+        if len(weight_files) > 1 and req.samples > 1:
+            raise UsageError("an ensemble of several --weights averages deterministic "
+                             "members: drop --samples")
+        model.members = [model] + [load_model(req.model, p, device) for p in weight_files[1:]]
+        check_members(model.members)
     apply_inference_options(model, req.options)
     source, target = resolve_translation(req, model)
     direction = resolve_direction(req, model)
@@ -83,7 +97,7 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
                     {**model.config, "direction": direction, "source": source,
                      "target": target}, sampler, req.steps, echo)
     opts = SynthOptions(direction, sampler, req.steps, req.eta, req.samples, speed.batch_size,
-                        req.mask, source, target)
+                        req.mask, source, target, req.tta)
     base_seed, seed_source = resolve_seed(parse_seed(req.seed))
     result = RunResult()
     bars = Progress(req.progress, len(cases))
@@ -99,7 +113,7 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
     from medxlate.synth.stream import TileStream, can_share
 
     share = bool(cohort and req.share_batches and len(cases) > 1
-                 and can_share(model))
+                 and can_share(model) and not model.members)
     stream = TileStream(model, opts, speed.precision, share=share,
                         channels_last=speed.channels_last)
     pending: dict[int, tuple[dict[str, Any], CaseClock]] = {}  # cases the writer thread holds

@@ -31,6 +31,7 @@ class SynthOptions:
     mask: bool = True
     source: str | None = None  # modality tags ("t1", "ct"...); None: from direction
     target: str | None = None
+    tta: bool = False  # test-time mirroring (medxlate.synth.ensemble)
 
 
 def translation_modalities(opts: SynthOptions) -> tuple[str, str]:

@@ -50,6 +50,8 @@ ENGINE_DEFAULTS: dict[str, Any] = {
                                  # see train/ddp.py) or "allreduce" (average at each step)
     "seed": 0,
     "stage": None,               # families with stages: None runs all in order, or one name
+    "init_weights": None,        # fine-tune: a medxlate checkpoint of the same model whose
+                                 # inference nets start the run (the others start fresh)
     "augment": {
         "flip_lr": 0.0,          # probability of a left-right flip
         "flip_ap": 0.0,          # probability of an anterior-posterior flip
@@ -198,12 +200,18 @@ def check_config(cfg: dict[str, Any], spec) -> None:
     if direction_pair_needed(cfg) and not spec.is_autoencoder and \
             cfg["direction"] not in spec.directions:
         raise UsageError(f"model {spec.name} does not translate {cfg['direction']}")
+    # A planned model (spec.extra["planned"]) leaves batch_size and context to its plan
+    # (None here), which the engine fills from the dataset before checking again.
+    planned = bool(getattr(spec, "extra", {}).get("planned"))
     for key in ("batch_size", "accumulate", "steps"):
+        if planned and key == "batch_size" and cfg[key] is None:
+            continue
         if not isinstance(cfg[key], int) or cfg[key] < 1:
             raise UsageError(f"config {key}={cfg[key]!r}: must be a positive integer")
     if cfg["epochs"] is not None and (not isinstance(cfg["epochs"], int) or cfg["epochs"] < 1):
         raise UsageError(f"config epochs={cfg['epochs']!r}: must be a positive integer")
-    if not isinstance(cfg["context"], int) or cfg["context"] < 0:
+    if not (planned and cfg["context"] is None) and (
+            not isinstance(cfg["context"], int) or cfg["context"] < 0):
         raise UsageError(f"config context={cfg['context']!r}: must be an integer >= 0")
     if cfg["ema"] is not None and not 0.0 <= float(cfg["ema"]) < 1.0:
         raise UsageError(f"config ema={cfg['ema']!r}: must be in [0, 1)")
@@ -214,6 +222,8 @@ def check_config(cfg: dict[str, Any], spec) -> None:
         raise UsageError("early_stop needs patience > 0 (--patience K)")
     if cfg["stage"] is not None and not isinstance(cfg["stage"], str):
         raise UsageError(f"config stage={cfg['stage']!r}: must be a stage name or null")
+    if cfg["init_weights"] is not None and not isinstance(cfg["init_weights"], str):
+        raise UsageError(f"config init_weights={cfg['init_weights']!r}: must be a file path")
     unknown = set(cfg["augment"]) - set(ENGINE_DEFAULTS["augment"])
     if unknown:
         raise UsageError(f"unknown augment option(s): {', '.join(sorted(unknown))}")

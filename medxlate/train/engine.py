@@ -38,6 +38,7 @@ from medxlate.train.distributed import (
     worker_init,
 )
 from medxlate.train.ema import EMA
+from medxlate.train.init_weights import init_from
 from medxlate.train.runlog import Progress, RunLog, check_tensorboard
 from medxlate.train.sampling import BatchPlan, PlanSampler
 from medxlate.train.schedule import apply_lr, lr_factor
@@ -73,7 +74,7 @@ def train(model: str | ModelSpec, data: Path | str, out: Path | str, *,
           steps: int | None = None, epochs: int | None = None, batch_size: int | None = None,
           device: str | None = "auto", resume: bool = False, seed: int | None = None,
           quiet: bool = False, time_budget: float | str | None = None,
-          volume_validator=None) -> TrainResult:
+          volume_validator=None, fold: int | None = None) -> TrainResult:
     """Train ``model`` on the dataset folder ``data`` into the run folder ``out``.
 
     Args:
@@ -96,13 +97,16 @@ def train(model: str | ModelSpec, data: Path | str, out: Path | str, *,
             passes; train never imports synth): called as ``factory(dataset, config)``, it
             has ``subjects`` and is called with (spec, family, nets, meta, device, sampler,
             steps, seed). None: slice-level validation only.
+        fold: train on the other folds of a seeded subject split and validate on this one
+            (config ``n_folds``, default 5, and ``fold_seed``; see medxlate.train.folds).
 
     Under torchrun every rank calls this; rank 0 logs and writes.
     """
     spec = get_spec(model) if isinstance(model, str) else model
     data, out = Path(data), Path(out)
     shortcuts = {k: v for k, v in (("steps", steps), ("epochs", epochs),
-                                   ("batch_size", batch_size), ("seed", seed)) if v is not None}
+                                   ("batch_size", batch_size), ("seed", seed),
+                                   ("fold", fold)) if v is not None}
     if steps is not None and epochs is not None:
         raise UsageError("give --steps or --epochs, not both")
     if time_budget is not None:
@@ -183,7 +187,21 @@ class _Run(Monitor):
         self.time_budget: float | None = None
         self.volume_validator_factory = None
         self.dataset = load_dataset(data)
+        self.folds = None
+        if cfg.get("fold") is not None:
+            from medxlate.train.folds import FoldView
+
+            self.folds = FoldView(self.dataset, cfg["fold"], int(cfg.get("n_folds") or 5),
+                                  int(cfg.get("fold_seed") or 0))
+            self.dataset = self.folds
         self.family = spec.load_entry()
+        # A planned family derives patch/stack, batch size... from the data (models/unet/plan).
+        planner = getattr(self.family, "plan", None)
+        if planner is not None and not resume:
+            from medxlate.train.config import check_config
+
+            self.cfg = cfg = planner(cfg, self.dataset, spec)
+            check_config(cfg, spec)
         # 3D models train on the dataset's fixed-size volumes (or patches of them).
         data_cls = SliceData
         if spec.spatial_dims == "3d":
@@ -225,6 +243,10 @@ class _Run(Monitor):
         self.nets = {k: v.to(self.device) for k, v in self.family.build(cfg).items()}
         for name, state in preload.items():
             self.nets[name].load_state_dict(state, strict=True)
+        if cfg.get("init_weights") and not self.resume:
+            self.pretrained_notes["init_weights"] = init_from(
+                self.nets, Path(cfg["init_weights"]), self.spec.name,
+                self.family.inference_nets(cfg), self.dataset.info["normalisation"])
         broadcast_state(self.nets, self.world)
         self.optimizers = self.family.optimizers(self.nets, cfg)
         self.inference = list(self.family.inference_nets(cfg))
@@ -286,6 +308,11 @@ class _Run(Monitor):
             self.out.mkdir(parents=True, exist_ok=True)
             with atomic_path(self.out / "config.json", overwrite=True) as tmp:
                 tmp.write_text(json.dumps(cfg, indent=2, sort_keys=True) + "\n")
+            for name, record in (("plan.json", cfg.get("plan")),
+                                 ("folds.json", self.folds.record() if self.folds else None)):
+                if record is not None:
+                    with atomic_path(self.out / name, overwrite=True) as tmp:
+                        tmp.write_text(json.dumps(record, indent=2) + "\n")
         self.last_checkpoint = start or None
         log = RunLog(self.out, cfg["tensorboard"], start if self.resume else None) if main else None
         self.tracker = BestTracker(cfg["patience"])
