@@ -15,6 +15,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import time
 import warnings
@@ -53,8 +54,9 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 
 @contextlib.contextmanager
 def _quiet():
-    """numpy warnings raised inside pyRadPlan are not medxlate's output either."""
-    with warnings.catch_warnings():
+    """numpy warnings and progress bars (when tqdm was imported before the variable above
+    was set) raised inside pyRadPlan are not medxlate's output either."""
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
         warnings.simplefilter("ignore")
         yield
 
