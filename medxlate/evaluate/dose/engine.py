@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import os
 import time
 import warnings
@@ -56,9 +57,15 @@ os.environ.setdefault("TQDM_DISABLE", "1")
 def _quiet():
     """numpy warnings and progress bars (when tqdm was imported before the variable above
     was set) raised inside pyRadPlan are not medxlate's output either."""
-    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
+    logger = logging.getLogger("pyRadPlan")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # "no generator specified, using IMPT" and the like
+    try:
+        with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def _ct_cst(hu: np.ndarray, masks, grid: Volume, table: np.ndarray, objectives=None):

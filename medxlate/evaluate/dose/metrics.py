@@ -60,16 +60,19 @@ def gamma_pass_rates(pred, ref, spacing_mm, rx: float, body: np.ndarray) -> dict
 
 
 def r80(profile: np.ndarray, step_mm: float) -> float:
-    """Depth (mm from the profile's start) where the dose falls to 80 % of its maximum
-    beyond the maximum (linear between samples); NaN when it never does."""
-    peak = int(np.argmax(profile))
-    level = 0.8 * float(profile[peak])
-    below = np.nonzero(profile[peak:] < level)[0]
-    if level <= 0 or below.size == 0:
+    """Distal R80: depth (mm from the profile's start) beyond which the dose stays below 80 %
+    of its maximum (linear between samples); NaN when the profile ends above it.
+
+    The last crossing, not the first after the maximum: an optimised spread-out Bragg peak
+    has ripples that dip below 80 % of a hot spot inside the target.
+    """
+    level = 0.8 * float(np.max(profile))
+    above = np.nonzero(profile >= level)[0]
+    if level <= 0 or above[-1] + 1 >= profile.size:
         return math.nan
-    k = peak + int(below[0])
-    a, b = float(profile[k - 1]), float(profile[k])
-    return (k - 1 + (a - level) / (a - b)) * step_mm
+    k = int(above[-1])
+    a, b = float(profile[k]), float(profile[k + 1])
+    return (k + (a - level) / (a - b)) * step_mm
 
 
 def range_shifts(pred_beams, ref_beams, grid, iso_lps, dirs_lps, step_mm: float = 0.25):
