@@ -208,7 +208,7 @@ class Bench:
         import torch
 
         from medxlate.models.registry import get_spec
-        from medxlate.preprocess.normalise import DEFAULT_NORMALISATION
+        from medxlate.intensity import DEFAULT_NORMALISATION
         from medxlate.weights import CheckpointMeta, save_checkpoint
 
         spec = get_spec("syndiff")

@@ -24,7 +24,7 @@ import torch
 
 from medxlate.io.volume import Volume
 from medxlate.models.registry import get_spec
-from medxlate.preprocess.normalise import DEFAULT_NORMALISATION
+from medxlate.intensity import DEFAULT_NORMALISATION
 from medxlate.synth.model import load_model
 from medxlate.synth.volume import SynthOptions, synthesize_volume
 from medxlate.weights import CheckpointMeta, save_checkpoint

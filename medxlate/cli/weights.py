@@ -52,7 +52,7 @@ def import_weights(
     """
     from medxlate.errors import UsageError
     from medxlate.io.guard import Output, refuse_overlaps
-    from medxlate.weights_import import import_checkpoint
+    from medxlate.weights.importers import import_checkpoint
 
     if not ct_window[0] < ct_window[1] or not 0 <= mr_percentiles[0] < mr_percentiles[1] <= 100:
         raise UsageError("--ct-window needs LOW < HIGH and --mr-percentiles 0 <= LOW < HIGH "

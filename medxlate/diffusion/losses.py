@@ -52,7 +52,7 @@ def data_bin_half_width(target_is_ct: bool, normalisation: dict | None = None) -
     """
     if not target_is_ct:
         return 1.0 / 255.0
-    from medxlate.preprocess.normalise import DEFAULT_NORMALISATION
+    from medxlate.intensity import DEFAULT_NORMALISATION
 
     window = (normalisation or DEFAULT_NORMALISATION)["ct"]
     return 1.0 / (float(window["high"]) - float(window["low"]))

@@ -180,7 +180,7 @@ def to_unit(values: np.ndarray, modality: str, hu_range: tuple[float, float]) ->
 
 def _dataset_slices(root: Path, modality: str, split: str | None) -> np.ndarray:
     from medxlate.preprocess.dataset import load_dataset
-    from medxlate.preprocess.normalise import denormalise_ct
+    from medxlate.intensity import denormalise_ct
 
     ds_ = load_dataset(root)
     key = "ct" if modality == "CT" else "mr"

@@ -145,7 +145,7 @@ def mask_warnings(values: np.ndarray, case_id: str) -> list[str]:
 def mr_normalisation(case: Case, ref: np.ndarray, mask: np.ndarray,
                      settings: Settings) -> tuple[dict, dict]:
     """(spec, per-subject params): the dataset's when the case has them, else percentiles."""
-    from medxlate.preprocess.normalise import mr_params
+    from medxlate.intensity import mr_params
 
     spec = (case.extra.get("normalisation") or {}).get("mr")
     if spec is None:
@@ -172,7 +172,7 @@ def evaluate_loaded(case: Case, data: Loaded, settings: Settings) -> dict:
                     "shape": list(data.ref.shape),
                     "spacing_mm": [round(s, 6) for s in data.ref.spacing]}
     if settings.modality == "MR":
-        from medxlate.preprocess.normalise import normalise_mr
+        from medxlate.intensity import normalise_mr
 
         spec, params = mr_normalisation(case, ref, data.mask, settings)
         pred = normalise_mr(pred, spec, params, data.mask)

@@ -82,8 +82,8 @@ def slice_geometry(data: dict[str, Any], path: Path) -> tuple[int, np.ndarray]:
 
 def to_output_units(x: np.ndarray, target: str, model) -> np.ndarray:
     """Network space [-1, 1] -> HU for CT, the reference MR scale for MR (as synthesize)."""
-    from medxlate.preprocess.normalise import denormalise
-    from medxlate.synth.volume import target_params
+    from medxlate.intensity import denormalise
+    from medxlate.synth.network_space import target_params
 
     modality = "CT" if target == "ct" else "MR"
     return denormalise(x, modality, model.meta.normalisation, target_params(model, modality))

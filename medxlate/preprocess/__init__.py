@@ -6,7 +6,7 @@ normalisation functions used by training, synthesis and evaluation.
 
 from medxlate.preprocess.dataset import Dataset, load_dataset
 from medxlate.preprocess.mask import body_mask
-from medxlate.preprocess.normalise import (
+from medxlate.intensity import (
     DEFAULT_NORMALISATION,
     denormalise,
     denormalise_ct,

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from medxlate.errors import UsageError
-from medxlate.preprocess.normalise import DEFAULT_NORMALISATION, modality_spec
+from medxlate.intensity import DEFAULT_NORMALISATION, modality_spec
 
 #: The steps in the fixed order they run (``read`` always runs; the others can be switched off
 #: with ``steps.<name>.enabled=false``, except ``normalise``, which shards need).

@@ -25,7 +25,7 @@ from medxlate.preprocess.ct_padding import clean_ct
 from medxlate.preprocess.dataset import FORMAT, write_shard
 from medxlate.preprocess.inputs import SubjectInput
 from medxlate.preprocess.mask import body_mask
-from medxlate.preprocess.normalise import mr_params, normalise_ct, normalise_mr
+from medxlate.intensity import mr_params, normalise_ct, normalise_mr
 from medxlate.preprocess.read import read_input
 from medxlate.preprocess.resample import field_of_view, resample, target_grid
 from medxlate.preprocess.slices import body_fraction, to_slices

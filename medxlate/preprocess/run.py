@@ -1,10 +1,10 @@
 """A preprocessing run over many subjects: resume, workers, atomic commits, dataset.json.
 
-Each subject is processed in ``OUT/.work/<id>-<random>/`` and then committed: its old
-``subject.json`` (if any) is removed first, the shard is renamed into ``shards/``, then the
-subject folder is renamed into ``subjects/``. A subject counts as finished only when
-``subjects/<id>/subject.json`` exists with the same config hash (configuration + input
-sha256), so a killed run never leaves a subject that looks finished but is not.
+Each subject is processed and committed by :func:`medxlate.preprocess.subject_run.run_one`
+(in this process, or in a worker of :mod:`medxlate.preprocess.workers`). A subject counts as
+finished only when ``subjects/<id>/subject.json`` exists with the same config hash
+(configuration + input sha256), so a killed run never leaves a subject that looks finished
+but is not.
 """
 
 from __future__ import annotations
@@ -12,9 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,8 +24,9 @@ from medxlate.io.atomic import atomic_path
 from medxlate.preprocess.config import STEP_ORDER, config_hash, output_config
 from medxlate.preprocess.dataset import FORMAT, shard_path, volume_path
 from medxlate.preprocess.inputs import SubjectInput
-from medxlate.preprocess.pipeline import enabled, process_subject
+from medxlate.preprocess.pipeline import enabled
 from medxlate.preprocess.read import sha256_of
+from medxlate.preprocess.subject_run import run_one
 
 RUN_FILE = ".preprocess-run.json"
 
@@ -85,40 +84,6 @@ def _finished(out: Path, s: SubjectInput, cfg: dict) -> dict | None:
     if enabled(cfg, "volumes") and not volume_path(out, s.id).is_file():
         return None
     return record
-
-
-def commit(work: Path, out: Path, subject_id: str) -> None:
-    """Move a processed subject from its work folder into the dataset."""
-    final = out / "subjects" / subject_id
-    (final / "subject.json").unlink(missing_ok=True)
-    shard = work / "shard.safetensors"
-    if shard.is_file():
-        os.replace(shard, shard_path(out, subject_id))
-    else:
-        shard_path(out, subject_id).unlink(missing_ok=True)
-    volume = work / "volume.safetensors"
-    if volume.is_file():
-        volume_path(out, subject_id).parent.mkdir(exist_ok=True)
-        os.replace(volume, volume_path(out, subject_id))
-    else:
-        volume_path(out, subject_id).unlink(missing_ok=True)
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(work / "subject", final)
-
-
-def run_one(s: SubjectInput, cfg: dict, paired: bool, out: Path,
-            say: Callable[[str], None] = lambda _m: None) -> dict:
-    """Process and commit one subject (the unit a worker runs)."""
-    work_root = out / ".work"
-    work_root.mkdir(exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=f"{s.id}-", dir=work_root))
-    try:
-        record = process_subject(s, cfg, paired, work, say)
-        commit(work, out, s.id)
-        return record
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
 def hash_inputs(subjects: list[SubjectInput], cfg: dict) -> None:

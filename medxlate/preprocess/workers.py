@@ -22,7 +22,8 @@ def _init(threads: int) -> None:
 
 
 def _work(s, cfg: dict, paired: bool, out: Path, messages) -> dict:
-    from medxlate.preprocess.run import run_one
+    # imported in the worker, after _init has set its thread counts
+    from medxlate.preprocess.subject_run import run_one
 
     return run_one(s, cfg, paired, out, lambda text: messages.put((s.id, text)))
 

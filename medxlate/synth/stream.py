@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from medxlate.preprocess.normalise import denormalise
+from medxlate.intensity import denormalise
 from medxlate.synth.transfer import to_device
-from medxlate.synth.volume import ModelOutput, Prepared, SynthOptions
+from medxlate.synth.types import ModelOutput, Prepared, SynthOptions
 
 
 def can_share(model) -> bool:

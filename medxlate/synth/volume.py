@@ -9,54 +9,26 @@ padded to the training slice size -> batched ``family.translate`` -> inverse nor
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from medxlate.intensity import denormalise, modality_spec
 from medxlate.io.volume import Volume
-from medxlate.preprocess.mask import body_mask
-from medxlate.preprocess.normalise import (
-    denormalise,
-    modality_spec,
-    normalise,
-    normalise_ct,
-    normalise_mr,
+from medxlate.synth.grid import onto_grid
+from medxlate.synth.network_space import (
+    CT_BACKGROUND_HU,
+    network_background,
+    network_input,
+    target_params,
 )
-from medxlate.synth.grid import onto_grid, to_spacing
 from medxlate.synth.slicer import SlicePlan, body_box, whole_slice_size
-
-CT_BACKGROUND_HU = -1024.0
-# A synthetic MR has no subject-specific scale: percentile-normalised models write it as
-# 0..1000 (arbitrary units), z-scored models as z-scores, unless the checkpoint's `data`
-# records `mr_reference` ({"low", "high"} or {"mean", "std"}).
-MR_DEFAULT_SCALE = {"percentile": {"low": 0.0, "high": 1000.0},
-                    "zscore": {"mean": 0.0, "std": 1.0}}
-MODALITY = {"mri2ct": ("MR", "CT"), "ct2mri": ("CT", "MR")}
-
-
-def translation_modalities(opts: SynthOptions) -> tuple[str, str]:
-    """("MR"|"CT", "MR"|"CT"): the intensity conventions of the source and target."""
-    from medxlate.models.registry import image_modality
-
-    if opts.source is not None and opts.target is not None:
-        return image_modality(opts.source), image_modality(opts.target)
-    return MODALITY[opts.direction]
-
-
-@dataclass
-class SynthOptions:
-    """How to translate: sampler settings, samples, masking and batching."""
-
-    direction: str
-    sampler: str
-    steps: int | None = None
-    eta: float = 0.0
-    samples: int = 1
-    batch_size: int = 8
-    mask: bool = True
-    source: str | None = None  # modality tags ("t1", "ct"...); None: from direction
-    target: str | None = None
+from medxlate.synth.types import (
+    ModelOutput,
+    Prepared,
+    SynthOptions,
+    translation_modalities,
+)
 
 
 def whole_slices(model) -> bool:
@@ -79,43 +51,6 @@ def whole_slices(model) -> bool:
     return trained is None or whole is None or list(trained) == list(whole)
 
 
-def network_input(vol: Volume, model, src_mod: str, masked: bool):
-    """The source as the network sees it (2D and 3D models alike).
-
-    Returns (body mask on ``vol``'s grid, the volume at the training spacing, its body mask,
-    the normalised array, the normalised background value). As preprocess does for training
-    data, outside the body MR is 0 and CT -1024 HU before normalisation (when ``masked``), and
-    padding takes the normalised value of that background.
-    """
-    norm = model.meta.normalisation
-    spacing = (model.meta.data or {}).get("spacing_mm")
-    mask = body_mask(vol, modality=src_mod)
-    work = to_spacing(vol, spacing)
-    work_mask = to_spacing(vol.with_array(mask.astype(np.float32)), spacing,
-                           order=0).array > 0.5
-    raw_bg = CT_BACKGROUND_HU if src_mod == "CT" else 0.0
-    source = np.where(work_mask, work.array, raw_bg) if masked else work.array
-    x, params = normalise(source, src_mod, norm, mask=work_mask)
-    if src_mod == "CT":
-        background = float(normalise_ct(np.float32(raw_bg), norm))
-    else:
-        background = float(normalise_mr(np.zeros(1, np.float32), norm, params,
-                                        np.zeros(1, bool))[0])
-    return mask, work, work_mask, x, background
-
-
-def network_background(spec: dict) -> float:
-    """Network-space value of the background (air / no signal) for a normalisation entry."""
-    return 0.0 if spec["kind"] == "zscore" else -1.0
-
-
-def target_params(model, modality: str) -> dict[str, float]:
-    if modality == "CT":
-        return {}
-    kind = modality_spec(model.meta.normalisation, "MR")["kind"]
-    return dict(model.meta.data.get("mr_reference") or MR_DEFAULT_SCALE[kind])
-
-
 def synthesize_volume(vol: Volume, model, opts: SynthOptions, generator=None,
                       progress: Callable[[int, int], Any] | None = None
                       ) -> tuple[Volume, Volume | None, dict[str, Any]]:
@@ -134,34 +69,6 @@ def synthesize_volume(vol: Volume, model, opts: SynthOptions, generator=None,
         return synthesize_volume3d(vol, model, opts, generator, progress)
     prepared = prepare_volume(vol, model, opts)
     return finish_volume(prepared, run_model(prepared, model, opts, generator, progress))
-
-
-@dataclass
-class Prepared:
-    """A 2D/2.5D model's input volume, ready for :func:`run_model` (no torch involved)."""
-
-    vol: Volume
-    mask: np.ndarray          # body mask on vol's grid
-    work: Volume              # vol at the checkpoint's training spacing
-    slices_x: np.ndarray      # normalised, slice axis first
-    axis: int
-    plan: SlicePlan
-    background: float         # network-space value of the source background
-    config: dict[str, Any]
-    tgt_mod: str
-    t_params: dict[str, float]
-    fill: float               # output value outside the body / where no tile reached
-    masked: bool              # opts.mask: the background is set outside the body
-
-
-@dataclass
-class ModelOutput:
-    """Blended model outputs on the working grid (slice axis first)."""
-
-    total: np.ndarray
-    weights: np.ndarray
-    total_std: np.ndarray | None
-    std_weights: np.ndarray
 
 
 def prepare_volume(vol: Volume, model, opts: SynthOptions) -> Prepared:

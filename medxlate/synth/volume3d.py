@@ -15,13 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from medxlate.intensity import denormalise, modality_spec
 from medxlate.io.volume import Volume
-from medxlate.preprocess.normalise import (
-    denormalise,
-    modality_spec,
-)
 from medxlate.preprocess.volumes import cut, paste
 from medxlate.synth.grid import onto_grid
+from medxlate.synth.network_space import network_background, network_input, target_params
+from medxlate.synth.types import translation_modalities
 
 CT_BACKGROUND_HU = -1024.0
 
@@ -88,13 +87,6 @@ def synthesize_volume3d(vol: Volume, model, opts, generator=None,
                         ) -> tuple[Volume, Volume | None, dict[str, Any]]:
     """Translate canonical ``vol`` with a 3D model; same contract as
     :func:`medxlate.synth.volume.synthesize_volume` (output on exactly ``vol``'s grid)."""
-    from medxlate.synth.volume import (
-        network_background,
-        network_input,
-        target_params,
-        translation_modalities,
-    )
-
     src_mod, tgt_mod = translation_modalities(opts)
     norm = model.meta.normalisation
     config = dict(model.config)

@@ -22,14 +22,10 @@ import torch
 from medxlate.errors import InputError
 from medxlate.io.atomic import atomic_path
 from medxlate.weights import CheckpointMeta, save_checkpoint, save_tensors, verify_tensors
+from medxlate.weights.format import model_tensors  # noqa: F401  (re-exported for train)
 
 STATE_FORMAT = "medxlate-train-state/1"
 _STEP_DIR = re.compile(r"^step-(\d+)$")
-
-
-def model_tensors(nets: dict[str, torch.nn.Module], names: list[str]) -> dict[str, torch.Tensor]:
-    """``"<net>.<param>"`` -> tensor for the named networks (parameters and buffers)."""
-    return {f"{name}.{k}": v for name in names for k, v in nets[name].state_dict().items()}
 
 
 def save_model(path: Path, nets: dict[str, torch.nn.Module], names: list[str],

@@ -13,12 +13,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from medxlate.preprocess.normalise import denormalise_ct
+from medxlate.intensity import denormalise_ct
 from medxlate.train.data import SliceData, collate
 
 
 def ct_to_hu(x: torch.Tensor, ct_norm: dict[str, Any]) -> torch.Tensor:
-    """Invert the CT window (medxlate.preprocess.normalise.denormalise_ct) after clipping
+    """Invert the CT window (medxlate.intensity.denormalise_ct) after clipping
     ``x`` to [-1, 1]."""
     hu = denormalise_ct(x.detach().clamp(-1, 1).cpu().numpy(), ct_norm)
     return torch.from_numpy(hu)

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from medxlate.cli.main import app
 from medxlate.models.registry import get_spec
-from medxlate.preprocess.normalise import DEFAULT_NORMALISATION
+from medxlate.intensity import DEFAULT_NORMALISATION
 from medxlate.weights import CheckpointMeta, save_checkpoint
 
 SPACING = [1.5, 1.25, 2.0]

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from medxlate.cli.main import app
 from medxlate.preprocess import load_dataset
-from medxlate.preprocess.normalise import denormalise_ct
+from medxlate.intensity import denormalise_ct
 
 SMALL = ["--set", "steps.resample.spacing_mm=[2,2,2]", "--set", "steps.slices.size=[128,128]"]
 FLIP_LABEL = {"x": "180 deg about R (x)", "y": "180 deg about A (y)"}

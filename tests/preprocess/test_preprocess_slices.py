@@ -6,7 +6,7 @@ import pytest
 from medxlate.io import Volume
 from medxlate.preprocess.contours import contour_maps
 from medxlate.preprocess.crop import crop, crop_box, crop_record, uncrop
-from medxlate.preprocess.normalise import DEFAULT_NORMALISATION, normalise_ct
+from medxlate.intensity import DEFAULT_NORMALISATION, normalise_ct
 from medxlate.preprocess.slices import body_fraction, from_slices, to_slices
 
 

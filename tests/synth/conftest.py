@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from medxlate.models.registry import get_spec
-from medxlate.preprocess.normalise import DEFAULT_NORMALISATION
+from medxlate.intensity import DEFAULT_NORMALISATION
 from medxlate.weights import CheckpointMeta, save_checkpoint
 
 TRAIN_SPACING = [1.5, 1.5, 2.0]

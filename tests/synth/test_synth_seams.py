@@ -15,7 +15,7 @@ from scipy import ndimage
 from medxlate.io.volume import Volume
 from medxlate.models.registry import get_spec
 from medxlate.preprocess.mask import body_mask
-from medxlate.preprocess.normalise import DEFAULT_NORMALISATION, denormalise_ct, normalise
+from medxlate.intensity import DEFAULT_NORMALISATION, denormalise_ct, normalise
 from medxlate.synth.model import load_model
 from medxlate.synth.slicer import SlicePlan, taper, tile_starts, whole_slice_size
 from medxlate.synth.volume import SynthOptions, synthesize_volume

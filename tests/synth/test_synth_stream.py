@@ -16,7 +16,7 @@ import torch
 
 from medxlate.errors import PartialFailure
 from medxlate.io.readers import read_volume
-from medxlate.preprocess.normalise import DEFAULT_NORMALISATION
+from medxlate.intensity import DEFAULT_NORMALISATION
 from medxlate.synth.run import SynthesizeRequest, run_synthesize
 from medxlate.synth.slicer import SlicePlan
 from medxlate.synth.stream import TileStream, can_share

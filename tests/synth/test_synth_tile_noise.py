@@ -16,7 +16,7 @@ import torch
 
 from medxlate.diffusion import noise as rng
 from medxlate.io.readers import read_volume
-from medxlate.preprocess.normalise import DEFAULT_NORMALISATION
+from medxlate.intensity import DEFAULT_NORMALISATION
 from medxlate.synth.stream import TileStream
 from medxlate.synth.volume import SynthOptions, prepare_volume, run_model
 from tests.synth.conftest import phantom_mr, write_nifti

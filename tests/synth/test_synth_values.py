@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from medxlate.cli.main import app
 from medxlate.io.readers import read_volume
 from medxlate.preprocess.mask import body_mask
-from medxlate.preprocess.normalise import DEFAULT_NORMALISATION, denormalise_ct, normalise
+from medxlate.intensity import DEFAULT_NORMALISATION, denormalise_ct, normalise
 from tests.synth.conftest import TRAIN_SPACING, make_checkpoint, phantom_mr, write_nifti
 from tests.synth.test_synth_geometry import oblique_flipped_affine
 

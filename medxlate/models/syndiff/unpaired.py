@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from medxlate.models.nets.gan_losses import centre
+from medxlate.models.syndiff.chain import Chain, schedule
 from medxlate.models.syndiff.losses import d_fake_loss, d_real_loss, g_adv_loss
 
 _OTHER = {"mr": "ct", "ct": "mr"}
@@ -34,8 +35,6 @@ def _gen(a: str, b: str) -> str:
 
 def unpaired_step(nets: dict[str, nn.Module], batch: dict[str, torch.Tensor], ctx,
                   config: dict[str, Any]) -> dict[str, float]:
-    from medxlate.models.syndiff.family import Chain, schedule
-
     real = {"mr": centre(batch["mr"]), "ct": centre(batch["ct"])}
     sched = schedule(config)
     # chains[a]: generates contrast a from a condition of the other contrast.

@@ -14,7 +14,7 @@ from typing import Any
 
 from medxlate.errors import UsageError
 from medxlate.io.atomic import check_writable
-from medxlate.weights import CheckpointMeta, save_checkpoint
+from medxlate.weights.format import CheckpointMeta, model_tensors, save_checkpoint
 
 
 def import_controlnet(folder: Path | str, out: Path | str, *, pretrained: Path | str | None,
@@ -31,7 +31,6 @@ def import_controlnet(folder: Path | str, out: Path | str, *, pretrained: Path |
     import torch
 
     from medxlate.models.registry import get_spec
-    from medxlate.train.checkpoint import model_tensors
     from medxlate.train.config import resolve_config
 
     if pretrained is None:

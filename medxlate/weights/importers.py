@@ -33,7 +33,8 @@ from typing import Any
 
 from medxlate.errors import InputError, UsageError, WeightsError
 from medxlate.io.atomic import check_writable
-from medxlate.weights import CheckpointMeta, save_checkpoint, sha256_file
+from medxlate.weights.format import CheckpointMeta, save_checkpoint
+from medxlate.weights.verify import sha256_file
 
 SOURCES = ("syndiff", "controlnet")
 DEFAULT_NORMALISATION = {
@@ -82,7 +83,7 @@ def import_checkpoint(source: str, path: Path | str, out: Path | str, *,
             it); None: inputs are translated at their own spacing.
         overwrite: replace an existing ``out``.
         pretrained: "controlnet" only: the local SD 1.5 folder the ControlNet (``path``, a
-            diffusers-format folder) steers (medxlate.models.mediffuse.importer).
+            diffusers-format folder) steers (medxlate.weights.controlnet).
 
     Returns:
         A summary: model, network, config, tensors, parameters, source sha256.
@@ -90,7 +91,7 @@ def import_checkpoint(source: str, path: Path | str, out: Path | str, *,
     if source not in SOURCES:
         raise UsageError(f"unknown import source {source!r}; known: {', '.join(SOURCES)}")
     if source == "controlnet":
-        from medxlate.models.mediffuse.importer import import_controlnet
+        from medxlate.weights.controlnet import import_controlnet
 
         return import_controlnet(path, out, pretrained=pretrained, config=config,
                                  direction=direction or "ct2mri",

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from medxlate.preprocess.normalise import (
+from medxlate.intensity import (
     DEFAULT_NORMALISATION,
     denormalise,
     denormalise_ct,
