@@ -216,6 +216,8 @@ def evaluate(
     modality = _validate(modality, hu_range, tissue_thresholds, mr_percentiles, device)
     if workers < 1:
         raise UsageError(f"--workers must be at least 1 (got {workers})")
+    if dose is not None and (distribution or inception is not None):
+        raise UsageError("--dose scores paired CTs; it cannot be combined with --distribution")
     dose_cfg = dose_settings(dose, target, prescription, beams, dose_grid, dose_ct_grid,
                              calibration, dose_out, modality)
     if distribution or inception is not None:
