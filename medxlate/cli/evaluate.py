@@ -52,12 +52,13 @@ def _known_metrics(modality: str) -> list[str]:
     return names + (["mae_air", "mae_soft_tissue", "mae_bone"] if modality == "CT" else [])
 
 
-def _check_gate_metrics(gates, modality: str) -> None:
+def _check_gate_metrics(gates, modality: str, dose_cfg=None) -> None:
     import re
 
+    from medxlate.cli.evaluate_dose import known_metrics
     from medxlate.evaluate.gates import check_metrics
 
-    known = _known_metrics(modality)
+    known = _known_metrics(modality) + known_metrics(dose_cfg)
     label_gates = [g for g in gates if re.fullmatch(r"mae_label_\d+", g.metric)]
     check_metrics([g for g in gates if g not in label_gates], known + ["mae_label_<k>"])
 
@@ -67,12 +68,15 @@ def _table(records: list[dict], summary: dict, modality: str):
 
     from medxlate.evaluate.report import _fmt, metric_names
 
-    names = [n for n in metric_names(records) if n in SCREEN_METRICS]
+    from medxlate.cli.evaluate_dose import SCREEN
+
+    screen = {**SCREEN_METRICS, **SCREEN}
+    names = [n for n in metric_names(records) if n in screen]
     unit = "HU" if modality == "CT" else "normalised"
     table = Table(title=f"medxlate evaluate ({len(records)} subject(s), MAE/ME in {unit})")
     table.add_column("id", style="bold", no_wrap=True)
     for n in names:
-        table.add_column(SCREEN_METRICS[n], justify="right", no_wrap=True)
+        table.add_column(screen[n], justify="right", no_wrap=True)
     for r in records:
         table.add_row(r["id"], *[_fmt(r["metrics"].get(n), n) for n in names])
     if len(records) > 1:
@@ -154,6 +158,34 @@ def evaluate(
         "--inception", help="With --distribution: local Inception-v3 weights (pytorch-fid "
                             "pt_inception-2015-12-05-6726825d.pth or torch-fidelity layout) "
                             "for FID and IS; never downloaded.")] = None,
+    dose: Opt[str | None, typer.Option(
+        "--dose", help="photon or proton: plan on the reference CT, recompute on the synthetic "
+                       "CT (pyRadPlan; needs pip install \"medxlate[dose]\"), report dose "
+                       "differences, gamma, DVH points (docs/dose.md).")] = None,
+    target: Opt[str | None, typer.Option(
+        "--target", help="With --dose: a target mask on the reference grid (a folder of "
+                         "<id>.nii.gz in cohort mode), sphere:X,Y,Z,R (RAS mm) or label:K of "
+                         "the subject's label map.")] = None,
+    prescription: Opt[str, typer.Option(
+        "--prescription", help="With --dose: total dose / fractions; the plan is normalised "
+                               "to target D50 = total.")] = "60Gy/30fx",
+    beams: Opt[str | None, typer.Option(
+        "--beams", help="With --dose: gantry angles in degrees, e.g. 0,72,144,216,288 (default "
+                        "photon: those 5; proton: 90,270).")] = None,
+    dose_grid: Opt[float, typer.Option(
+        "--dose-grid", help="With --dose: dose grid spacing in mm.")] = 4.0,
+    dose_ct_grid: Opt[float, typer.Option(
+        "--dose-ct-grid", help="With --dose: CTs finer than this (mm) are resampled to it for "
+                               "the engine; the figures are computed on this grid.")] = 2.0,
+    calibration: Opt[Path | None, typer.Option(
+        "--calibration", help="With --dose: CSV hu,value of relative electron density "
+                              "(photon) or stopping power (proton); default matRad's table."
+    )] = None,
+    dose_out: Opt[Path | None, typer.Option(
+        "--dose-out", help="With --dose: folder for <id>_dose_ref/_dose_sct/_dose_diff.nii.gz "
+                           "(Gy, on the dose CT grid).")] = None,
+    workers: Opt[int, typer.Option(
+        "--workers", help="Subjects evaluated in parallel processes.")] = 1,
 ) -> None:
     """Compare synthetic CT (or MR) with the reference: MAE, ME, PSNR, SSIM, MS-SSIM, NMSE."""
     from medxlate.errors import PartialFailure, ThresholdError
@@ -177,25 +209,42 @@ def evaluate(
     )
     from medxlate.io.atomic import check_writable
 
+    from medxlate.cli.evaluate_dose import dose_outputs, dose_settings
+    from medxlate.errors import UsageError
+
     gates = [parse_gate(text) for text in (fail_if or [])]
     modality = _validate(modality, hu_range, tissue_thresholds, mr_percentiles, device)
+    if workers < 1:
+        raise UsageError(f"--workers must be at least 1 (got {workers})")
+    if dose is not None and (distribution or inception is not None):
+        raise UsageError("--dose scores paired CTs; it cannot be combined with --distribution")
+    dose_cfg = dose_settings(dose, target, prescription, beams, dose_grid, dose_ct_grid,
+                             calibration, dose_out, modality)
     if distribution or inception is not None:
         from medxlate.cli.evaluate_distribution import evaluate_distribution
 
         return evaluate_distribution(pred, ref, modality, hu_range or DEFAULT_HU_RANGE,
                                      inception, distribution, gates, out, csv_path, markdown,
                                      device, overwrite, [mask, labels, source, pairs, plots])
-    _check_gate_metrics(gates, modality)
+    _check_gate_metrics(gates, modality, dose_cfg)
     settings = Settings(modality, tuple(hu_range or DEFAULT_HU_RANGE),
                         tuple(tissue_thresholds or DEFAULT_TISSUE_THRESHOLDS),
                         tuple(mr_percentiles or DEFAULT_MR_PERCENTILES), resample_to_ref,
-                        None if device == "auto" else device)
+                        None if device == "auto" else device, dose_cfg)
     for path in (out, csv_path, markdown):
         if path is not None:
             check_writable(path, overwrite)
     cases, unmatched = find_cases(pred, ref, modality, mask, labels, source, pairs)
-    _refuse_input_outputs(cases, [pred, ref, mask, labels, source, pairs],
-                          {"--out": out, "--csv": csv_path, "--markdown": markdown}, plots)
+    outputs = {"--out": out, "--csv": csv_path, "--markdown": markdown,
+               **dose_outputs(dose_cfg, cases)}
+    if plots is not None and dose_cfg is not None:
+        outputs.update({f"--plots ({c.id} dose)": plots / f"{c.id}_dose.png" for c in cases})
+    target_path = dose_cfg.target if dose_cfg and isinstance(dose_cfg.target, Path) else None
+    _refuse_input_outputs(cases, [pred, ref, mask, labels, source, pairs, target_path,
+                                  calibration], outputs, plots)
+    for label, path in outputs.items():
+        if label.startswith(("--dose-out", "--plots")):
+            check_writable(path, overwrite)
     if plots is not None:
         for case in cases:
             check_writable(plots / f"{case.id}.png", overwrite)
@@ -212,13 +261,14 @@ def evaluate(
                 print(f"[{len(done)}/{len(cases)}] {case_id}: evaluated", file=sys.stderr,
                       flush=True)
 
-        records, failed = evaluate_cases(cases, settings, plots, overwrite, line)
+        records, failed = evaluate_cases(cases, settings, plots, overwrite, line, workers)
     else:
         with err.status("evaluating") as status:
             def progress(case_id: str) -> None:
                 status.update(f"evaluated {case_id}")
 
-            records, failed = evaluate_cases(cases, settings, plots, overwrite, progress)
+            records, failed = evaluate_cases(cases, settings, plots, overwrite, progress,
+                                             workers)
     if not records:  # every subject failed: exit with their code (the first's), not 8
         from medxlate.errors import MedxlateError
 
@@ -262,6 +312,7 @@ def _report(settings, records, failed, unmatched, summary, gates, gate_fails) ->
     import datetime
 
     from medxlate import __version__
+    from medxlate.cli.evaluate_dose import definitions as dose_definitions
     from medxlate.evaluate.definitions import definitions
 
     ct = settings.modality == "CT"
@@ -277,9 +328,11 @@ def _report(settings, records, failed, unmatched, summary, gates, gate_fails) ->
             "mr_percentiles": None if ct else list(settings.mr_percentiles),
             "resample_to_ref": settings.resample_to_ref,
             "data_range": (high - low) if ct else "per subject, see subjects[].range",
+            "dose": _dose_settings(settings.dose),
         },
-        "definitions": definitions(settings.modality, *_common_range(settings, records),
-                                   settings.tissue_thresholds if ct else None),
+        "definitions": {**definitions(settings.modality, *_common_range(settings, records),
+                                      settings.tissue_thresholds if ct else None),
+                        **dose_definitions(settings.dose)},
         "summary_statistics": "over subjects with a finite value: mean, std (ddof=1), median, "
                               "q1/q3 (25th/75th percentiles, linear), iqr = q3 - q1, min, max",
         "subjects": records,
@@ -288,6 +341,18 @@ def _report(settings, records, failed, unmatched, summary, gates, gate_fails) ->
         "unmatched_references": unmatched,
         "gates": {"expressions": [str(g) for g in gates], "failures": gate_fails},
     }
+
+
+def _dose_settings(dose) -> dict | None:
+    if dose is None:
+        return None
+    target = dose.target if isinstance(dose.target, dict) else str(dose.target)
+    return {"mode": dose.mode, "prescription_gy": dose.prescription_gy,
+            "fractions": dose.fractions, "target": target, "beams_deg": list(dose.beams),
+            "dose_grid_mm": dose.dose_grid_mm, "ct_grid_mm": dose.ct_grid_mm,
+            "bixel_width_mm": dose.bixel_width_mm,
+            "calibration": str(dose.calibration) if dose.calibration else "matRad default",
+            "dose_out": str(dose.out_dir) if dose.out_dir else None}
 
 
 def _common_range(settings, records) -> tuple[float | None, float | None]:

@@ -17,13 +17,23 @@ MAIN_METRICS = ("mae", "me", "psnr", "ssim", "ms_ssim", "nmse", "mae_air", "mae_
                 "mae_bone")
 
 
+#: Dose figures (evaluate --dose), after the image metrics; range_shift_beam_<k> follow.
+DOSE_METRICS = ("dose_mae_body", "dose_mae_high", "gamma_2_2", "gamma_1_1", "target_d98_diff",
+                "target_d95_diff", "target_d2_diff", "target_mean_diff", "range_shift_abs_max")
+
+
+def _numbered(present: set[str], prefix: str) -> list[str]:
+    return sorted((k for k in present if k.startswith(prefix)),
+                  key=lambda k: int(k.rsplit("_", 1)[1]))
+
+
 def metric_names(records: list[dict]) -> list[str]:
-    """Metrics present in any record, main ones first, then labels in numeric order."""
+    """Metrics present in any record: main ones, labels in numeric order, then dose figures."""
     present = {k for r in records for k in r["metrics"]}
     names = [m for m in MAIN_METRICS if m in present]
-    labels = sorted((k for k in present if k.startswith("mae_label_")),
-                    key=lambda k: int(k.rsplit("_", 1)[1]))
-    return names + labels
+    dose = [m for m in DOSE_METRICS if m in present]
+    return (names + _numbered(present, "mae_label_") + dose
+            + _numbered(present, "range_shift_beam_"))
 
 
 def summarize(records: list[dict]) -> dict[str, dict[str, float | int | None]]:
@@ -75,7 +85,7 @@ def _fmt(value, name: str) -> str:
         return ""
     if isinstance(value, float) and math.isinf(value):
         return "inf"
-    if name in ("ssim", "ms_ssim"):
+    if name in ("ssim", "ms_ssim") or name.startswith(("dose_mae", "target_d")):
         return f"{value:.4f}"
     if name == "nmse":
         return f"{value:.5f}"

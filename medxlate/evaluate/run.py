@@ -41,6 +41,7 @@ class Settings:
         resample_to_ref: resample a prediction (and mask/labels) on another grid onto the
             reference grid instead of failing.
         device: torch device for SSIM/MS-SSIM (None: CUDA if present, else CPU).
+        dose: a :class:`medxlate.evaluate.dose.settings.DoseSettings` for --dose, else None.
     """
 
     modality: str = "CT"
@@ -49,6 +50,8 @@ class Settings:
     mr_percentiles: tuple[float, float] = DEFAULT_MR_PERCENTILES
     resample_to_ref: bool = False
     device: str | None = None
+    #: plan on the reference, recompute on the synthetic CT (evaluate.dose; None: no dose).
+    dose: object | None = None
 
 
 @dataclass
@@ -205,6 +208,13 @@ def evaluate_case(case: Case, settings: Settings, plots_dir: Path | None = None,
     """Load, evaluate and (optionally) plot one case."""
     data = load_case(case, settings)
     record = evaluate_loaded(case, data, settings)
+    if settings.dose is not None:
+        from medxlate.evaluate.dose.run import evaluate_dose
+
+        metrics, details = evaluate_dose(case.id, data, settings.dose, settings.resample_to_ref,
+                                         plots_dir, overwrite)
+        record["metrics"].update(metrics)
+        record["dose"] = details
     if plots_dir is not None:
         from medxlate.evaluate.plots import montage
 
@@ -214,21 +224,45 @@ def evaluate_case(case: Case, settings: Settings, plots_dir: Path | None = None,
     return record
 
 
+def _one(case: Case, settings: Settings, plots_dir, overwrite: bool, single: bool):
+    try:
+        return evaluate_case(case, settings, plots_dir, overwrite), None
+    except MedxlateError as exc:
+        if single:
+            raise
+        return None, {"id": case.id, "error": str(exc), "exit_code": exc.exit_code}
+
+
 def evaluate_cases(cases: list[Case], settings: Settings, plots_dir: Path | None = None,
-                   overwrite: bool = False, progress=None) -> tuple[list[dict], list[dict]]:
+                   overwrite: bool = False, progress=None,
+                   workers: int = 1) -> tuple[list[dict], list[dict]]:
     """Evaluate every case; one that fails is recorded and the others go on.
+
+    ``workers`` > 1 evaluates subjects in that many spawned processes (one thread each is up
+    to the caller's OMP_NUM_THREADS); records keep the cases' order.
 
     Returns:
         (records, failures) where a failure is ``{"id", "error"}``.
     """
-    records, failures = [], []
-    for case in cases:
-        try:
-            records.append(evaluate_case(case, settings, plots_dir, overwrite))
-        except MedxlateError as exc:
-            if len(cases) == 1:
-                raise
-            failures.append({"id": case.id, "error": str(exc), "exit_code": exc.exit_code})
-        if progress is not None:
-            progress(case.id)
+    single = len(cases) == 1
+    results: dict[str, tuple] = {}
+    if workers > 1 and not single:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor, as_completed
+
+        context = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(min(workers, len(cases)), mp_context=context) as pool:
+            futures = {pool.submit(_one, c, settings, plots_dir, overwrite, False): c
+                       for c in cases}
+            for future in as_completed(futures):
+                results[futures[future].id] = future.result()
+                if progress is not None:
+                    progress(futures[future].id)
+    else:
+        for case in cases:
+            results[case.id] = _one(case, settings, plots_dir, overwrite, single)
+            if progress is not None:
+                progress(case.id)
+    records = [results[c.id][0] for c in cases if results[c.id][0] is not None]
+    failures = [results[c.id][1] for c in cases if results[c.id][1] is not None]
     return records, failures

@@ -1,0 +1,124 @@
+"""`medxlate evaluate --dose` through the CLI: report, files, gates, and bad inputs."""
+
+import json
+import sys
+
+import nibabel as nib
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from medxlate.cli.main import app
+from medxlate.evaluate.dose import engine_available
+from tests.evaluate.dose import phantoms
+
+runner = CliRunner()
+needs_engine = pytest.mark.skipif(
+    not engine_available(),
+    reason='the dose extra is not installed (pip install "medxlate[dose]"): no pyRadPlan or '
+           "pymedphys")
+
+
+def _save(array, path, affine=None):
+    nib.save(nib.Nifti1Image(np.asarray(array, np.float32),
+                             phantoms.grid().affine if affine is None else affine), str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dose")
+    ct, body, target = phantoms.cylinder()
+    return {"ref": _save(ct, root / "ref.nii.gz"), "mask": _save(body, root / "mask.nii.gz"),
+            "target": _save(target, root / "target.nii.gz"), "root": root}
+
+
+def _run(files, pred, *extra):
+    args = ["evaluate", "--pred", str(pred), "--ref", str(files["ref"]), "--mask",
+            str(files["mask"]), "--dose-ct-grid", "3", "--dose-grid", "5", *map(str, extra)]
+    return runner.invoke(app, args)
+
+
+@needs_engine
+def test_reference_against_itself_photon(files, tmp_path):
+    out, doses = tmp_path / "report.json", tmp_path / "doses"
+    res = _run(files, files["ref"], "--dose", "photon", "--target", files["target"], "--out",
+               out, "--csv", tmp_path / "r.csv", "--dose-out", doses, "--fail-if",
+               "gamma_2_2<95", "--fail-if", "dose_mae_body>0.5")
+    assert res.exit_code == 0, res.output
+    report = json.loads(out.read_text())
+    m = report["subjects"][0]["metrics"]
+    assert m["mae"] == 0.0
+    assert m["dose_mae_body"] < 1e-9 and m["dose_mae_high"] < 1e-9
+    assert m["gamma_2_2"] == 100.0 and m["gamma_1_1"] == 100.0
+    assert abs(m["target_d98_diff"]) < 1e-9 and abs(m["target_mean_diff"]) < 1e-9
+    assert "range_shift_abs_max" not in m  # photons have no range
+    assert report["settings"]["dose"]["beams_deg"] == [0.0, 72.0, 144.0, 216.0, 288.0]
+    assert "gamma_2_2" in report["definitions"] and "gamma_2_2" in report["summary"]
+    header = (tmp_path / "r.csv").read_text().splitlines()[0].split(",")
+    assert {"dose_mae_body", "gamma_2_2", "target_d98_diff"} <= set(header)
+    dvh = report["subjects"][0]["dose"]["target_dvh_gy"]["reference"]
+    assert dvh["d98"] <= 60.0 <= dvh["d2"]
+    ref_dose = nib.load(str(doses / "ref_dose_ref.nii.gz"))
+    assert np.allclose(ref_dose.affine, phantoms.grid().affine)  # on the (3 mm) CT grid
+    target = np.asarray(nib.load(str(files["target"])).dataobj) > 0
+    assert np.median(np.asarray(ref_dose.dataobj)[target]) == pytest.approx(60.0, rel=1e-5)
+    assert np.abs(np.asarray(nib.load(str(doses / "ref_dose_diff.nii.gz")).dataobj)).max() < 1e-9
+
+
+@needs_engine
+def test_gate_on_a_dose_metric_fails_with_exit_6(files, tmp_path):
+    ct, body, _ = phantoms.cylinder()
+    pred = _save(np.where(body, ct + 300.0, ct), tmp_path / "dense.nii.gz")
+    res = _run(files, pred, "--dose", "proton", "--target", "sphere:0,0,0,15", "--fail-if",
+               "range_shift_abs_max>1")
+    assert res.exit_code == 6, res.output
+    assert "range_shift_abs_max>1" in res.output
+
+
+@needs_engine
+@pytest.mark.parametrize("case, code, words", [
+    ("no_target", 2, "--dose needs a target"),
+    ("outside", 3, "outside the body"),
+    ("grid", 3, "--resample-to-ref"),
+    ("no_hu", 3, "does not look like a CT in HU"),
+    ("bad_prescription", 2, "--prescription"),
+    ("bad_mode", 2, "--dose must be photon or proton"),
+])
+def test_bad_input_one_line_and_exit_code(files, tmp_path, case, code, words):
+    ct, body, _ = phantoms.cylinder()
+    pred, extra = files["ref"], ["--dose", "photon", "--target", "sphere:0,0,0,15"]
+    if case == "no_target":
+        extra = ["--dose", "photon"]
+    elif case == "outside":
+        extra = ["--dose", "photon", "--target", "sphere:0,55,0,3"]  # in the field, in air
+    elif case == "grid":
+        affine = phantoms.grid().affine.copy()
+        affine[0, 3] += 1.5
+        pred = _save(ct, tmp_path / "shifted.nii.gz", affine)
+    elif case == "no_hu":
+        pred = _save((ct + 1024.0) / 4000.0, tmp_path / "normalised.nii.gz")
+    elif case == "bad_prescription":
+        extra += ["--prescription", "60/30"]
+    elif case == "bad_mode":
+        extra = ["--dose", "electron", "--target", "sphere:0,0,0,15"]
+    before = files["ref"].read_bytes()
+    res = _run(files, pred, *extra, "--out", tmp_path / "r.json")
+    assert res.exit_code == code, res.output
+    assert words in res.output
+    assert "Traceback" not in res.output
+    assert not (tmp_path / "r.json").exists()  # nothing half-written
+    assert files["ref"].read_bytes() == before  # inputs untouched
+
+
+def test_without_the_extra_one_line_exit_2(files, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyRadPlan", None)  # import fails as if not installed
+    res = _run(files, files["ref"], "--dose", "photon", "--target", "sphere:0,0,0,15")
+    assert res.exit_code == 2, res.output
+    assert 'pip install "medxlate[dose]"' in res.output
+
+
+def test_dose_options_need_dose(files):
+    res = _run(files, files["ref"], "--target", "sphere:0,0,0,15")
+    assert res.exit_code == 2
+    assert "only apply with --dose" in res.output
