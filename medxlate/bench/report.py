@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from medxlate.bench.runner import clean, grid_label, write_json
+from medxlate.bench.records import clean, grid_label, write_json
 from medxlate.bench.spec import DIRECTIONS
 from medxlate.io.atomic import atomic_path
 

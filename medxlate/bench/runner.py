@@ -14,7 +14,6 @@ Example:
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from collections.abc import Callable
@@ -25,9 +24,9 @@ from typing import Any
 import numpy as np
 
 from medxlate.bench.cohort import Cohort, TestSubject, prepare_cohort
+from medxlate.bench.records import clean, grid_label, write_json
 from medxlate.bench.spec import DIRECTIONS, BenchSpec, ModelEntry
 from medxlate.errors import MedxlateError, OutputError, PartialFailure, UsageError
-from medxlate.io.atomic import atomic_path
 
 METRICS = ("mae", "me", "psnr", "ssim")
 
@@ -52,25 +51,6 @@ class Hooks:
     synthesize: Callable[[Any], None] = _default_synthesize
 
 
-def write_json(path: Path, data: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path, overwrite=True) as tmp:
-        tmp.write_text(json.dumps(clean(data), indent=1, sort_keys=True) + "\n")
-
-
-def clean(value: Any) -> Any:
-    """JSON-safe: non-finite floats become None (PSNR of an exact prediction is +inf)."""
-    if isinstance(value, dict):
-        return {k: clean(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [clean(v) for v in value]
-    if isinstance(value, float | np.floating):
-        return float(value) if math.isfinite(value) else None
-    if isinstance(value, np.integer):
-        return int(value)
-    return value
-
-
 def modality(direction: str) -> str:
     return "CT" if DIRECTIONS[direction][1] == "ct" else "MR"
 
@@ -88,13 +68,6 @@ def score(pred: Path, subject: TestSubject, direction: str) -> dict[str, float]:
 
 def mean_metrics(cases: list[dict]) -> dict[str, float]:
     return {k: float(np.mean([c[k] for c in cases])) for k in METRICS}
-
-
-def grid_label(spacing) -> str:
-    if spacing is None:
-        return "native"
-    s = [float(v) for v in spacing]
-    return (f"{s[0]:g} mm" if len(set(s)) == 1 else "x".join(f"{v:g}" for v in s) + " mm")
 
 
 class Bench:
