@@ -77,6 +77,7 @@ def train(
 
     budget = parse_duration(time_budget) if time_budget is not None else None
     from medxlate.io.guard import Output, refuse_overlaps
+    from medxlate.synth.validation import VolumeValidation
     from medxlate.train import train as run_training
     from medxlate.train.config import parse_set
 
@@ -92,7 +93,8 @@ def train(
         overrides["early_stop"] = True
     result = run_training(model, data, out, config=config, overrides=overrides,
                           steps=steps, epochs=epochs, batch_size=batch_size, device=device,
-                          resume=resume, seed=seed, quiet=quiet, time_budget=budget)
+                          resume=resume, seed=seed, quiet=quiet, time_budget=budget,
+                          volume_validator=VolumeValidation)
     import os
 
     if os.environ.get("RANK", "0") == "0":

@@ -10,7 +10,6 @@ Example:
 from __future__ import annotations
 
 import json
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,7 +42,7 @@ from medxlate.train.runlog import Progress, RunLog, check_tensorboard
 from medxlate.train.sampling import BatchPlan, PlanSampler
 from medxlate.train.schedule import apply_lr, lr_factor
 from medxlate.train.stages import stage_at, stage_plan
-from medxlate.train.validate import validate
+from medxlate.train.monitor import Monitor
 from medxlate.train.watch import (
     BestTracker,
     TrainingDiverged,
@@ -73,7 +72,8 @@ def train(model: str | ModelSpec, data: Path | str, out: Path | str, *,
           config: str | dict | None = None, overrides: dict[str, Any] | None = None,
           steps: int | None = None, epochs: int | None = None, batch_size: int | None = None,
           device: str | None = "auto", resume: bool = False, seed: int | None = None,
-          quiet: bool = False, time_budget: float | str | None = None) -> TrainResult:
+          quiet: bool = False, time_budget: float | str | None = None,
+          volume_validator=None) -> TrainResult:
     """Train ``model`` on the dataset folder ``data`` into the run folder ``out``.
 
     Args:
@@ -91,6 +91,11 @@ def train(model: str | ModelSpec, data: Path | str, out: Path | str, *,
             like ``steps`` (a resumed run continues the clock); when spent, the run stops
             after the current step, validates once more and writes its checkpoint and
             model.safetensors (``TrainResult.stopped == "time_budget"``).
+        volume_validator: scores whole validation volumes at each validation, e.g.
+            :class:`medxlate.synth.validation.VolumeValidation` (what ``medxlate train``
+            passes; train never imports synth): called as ``factory(dataset, config)``, it
+            has ``subjects`` and is called with (spec, family, nets, meta, device, sampler,
+            steps, seed). None: slice-level validation only.
 
     Under torchrun every rank calls this; rank 0 logs and writes.
     """
@@ -120,6 +125,7 @@ def train(model: str | ModelSpec, data: Path | str, out: Path | str, *,
         runner = _Run(spec, data, out, cfg, world, dev, resume)
         runner.show_progress = not quiet
         runner.time_budget = time_budget
+        runner.volume_validator_factory = volume_validator
         return runner.run()
     finally:
         close_world(world)
@@ -166,7 +172,7 @@ def no_validation_message(data: Path, n_val_subjects: int, val_every: int) -> st
             "subjects (preprocess split.fractions or the cohort CSV's split column)")
 
 
-class _Run:
+class _Run(Monitor):
     def __init__(self, spec: ModelSpec, data: Path, out: Path, cfg: dict[str, Any],
                  world: World, device: torch.device, resume: bool):
         from medxlate.preprocess.dataset import load_dataset
@@ -175,6 +181,7 @@ class _Run:
         self.world, self.device, self.resume = world, device, resume
         self.show_progress = True
         self.time_budget: float | None = None
+        self.volume_validator_factory = None
         self.dataset = load_dataset(data)
         self.family = spec.load_entry()
         # 3D models train on the dataset's fixed-size volumes (or patches of them).
@@ -257,7 +264,7 @@ class _Run:
     def run(self) -> TrainResult:
         self._build()
         cfg, main = self.cfg, self.world.is_main
-        self.vol_subjects = self._volume_subjects()
+        self.volume_validator = self._volume_validation(self.volume_validator_factory)
         start, elapsed0 = 0, 0.0
         if self.resume:
             folders = ckpt.step_folders(self.out)
@@ -291,16 +298,22 @@ class _Run:
         self.elapsed = lambda: elapsed0 + time.perf_counter() - t0
         batches = iter(loader)
         end, stop, val_step = start, None, None
-        for step in range(start, self.total):
+        # The budget is the run's total: a resumed run that already spent it only finishes.
+        spent = self.time_budget is not None and self._agree(elapsed0 >= self.time_budget)[0]
+        if spent and start < self.total:
+            stop = "time_budget"
+        for step in range(start, start if spent else self.total):
             losses = self._cycle(step, batches)
-            if self._agree(bool(diverged(losses))):
-                self._diverged(step + 1, losses, log)
             end = step + 1
+            over = self.time_budget is not None and end < self.total and \
+                self.elapsed() >= self.time_budget
+            bad, over = self._agree(bool(diverged(losses)), over)
+            if bad:
+                self._diverged(end, losses, log)
             rows.append(losses)
             window.append(losses)
             self.progress.update(losses)
-            if self.time_budget is not None and end < self.total and \
-                    self._agree(self.elapsed() >= self.time_budget):
+            if over:
                 stop = "time_budget"
             last = end == self.total or stop is not None
             if end % cfg["log_every"] == 0 or last:
@@ -318,7 +331,7 @@ class _Run:
                 break
             if cfg["val_every"] and end % cfg["val_every"] == 0:
                 val, val_step = self._validate(end, log), end
-                if cfg["early_stop"] and self._agree(self.tracker.stalled):
+                if cfg["early_stop"] and self._agree(self.tracker.stalled)[0]:
                     stop = "early_stop"
                     break
             if end % cfg["checkpoint_every"] == 0:
@@ -341,11 +354,14 @@ class _Run:
         return TrainResult(self.out, self.out / "model.safetensors", end, seconds,
                            rows, val, stop, self.tracker.best_step, self.tracker.best)
 
-    def _agree(self, flag: bool) -> bool:
-        """True on every rank when ``flag`` is True on any (a collective under torchrun)."""
+    def _agree(self, *flags: bool) -> tuple[bool, ...]:
+        """Each flag True on every rank when it is True on any (one collective under
+        torchrun, so that all ranks stop at the same step)."""
         if not self.world.distributed:
-            return flag
-        return all_mean({"flag": float(flag)}, self.world, self.device)["flag"] > 0
+            return flags
+        means = all_mean({str(i): float(f) for i, f in enumerate(flags)}, self.world,
+                         self.device)
+        return tuple(means[str(i)] > 0 for i in range(len(flags)))
 
     def _diverged(self, step: int, losses: dict[str, float], log: RunLog | None) -> None:
         bad = {k: losses[k] for k in diverged(losses)}
@@ -398,77 +414,6 @@ class _Run:
             self.ema.update(self.nets, step - (stage.start if stage else 0))
         broadcast_state(self.nets, self.world, buffers_only=True)
         return {**sums, **{f"grad_norm_{k}": v for k, v in ctx.grad_norms.items()}}
-
-    def _volume_subjects(self) -> list[dict[str, Path]]:
-        """Validation subjects scored whole at each validation (2D models, main rank)."""
-        cfg = self.cfg
-        if not (self.world.is_main and cfg["val_volumes"] and self.spec.spatial_dims != "3d"
-                and cfg["pairing"] != "unconditional" and not self.spec.is_autoencoder):
-            return []
-        from medxlate.train.volume_val import volume_subjects
-
-        found = volume_subjects(self.dataset, cfg, int(cfg["val_volumes"]))
-        if not found and self.dataset.subjects("val"):
-            print(f"medxlate: note: {self.data}: the val subjects have no whole volumes "
-                  "(subjects/<id>/*.nii.gz): validation scores slices only",
-                  file=sys.stderr, flush=True)
-        return found
-
-    def _validate(self, step: int, log: RunLog | None) -> dict[str, float]:
-        metrics: dict[str, float] = {}
-        # 3D models have no slice validation: `medxlate evaluate` scores their volumes.
-        if self.world.is_main and self.spec.spatial_dims != "3d" and (
-                len(self.val_data) or self.vol_subjects):
-            nets = dict(self.nets)
-            if self.ema is not None:
-                nets.update(self.ema.nets)
-            for net in nets.values():
-                net.eval()
-            sampler = self.cfg["val_sampler"] or self.spec.default_sampler
-            if len(self.val_data):
-                metrics = validate(self.family, nets, self.val_data, self.cfg,
-                                   self.dataset.info["normalisation"], sampler,
-                                   self.cfg["val_steps"], self.device, self.cfg["seed"])
-            if self.vol_subjects:
-                from medxlate.train.volume_val import in_memory_model, validate_volumes
-
-                model = in_memory_model(self.spec, self.family, nets, self._meta({}),
-                                        self.device)
-                metrics.update(validate_volumes(model, self.vol_subjects, self.cfg, sampler,
-                                                self.cfg["val_steps"], self.cfg["seed"]))
-            if metrics:                 # val_slices=0 (e.g. an autoencoder): nothing to log
-                log.write("val", {"step": step, **metrics,
-                                  "elapsed_s": round(self.elapsed(), 3)})
-                self._keep_best(step, metrics)
-                self._draw()
-        self._barrier()
-        return metrics
-
-    def _draw(self) -> None:
-        """Redraw curves.png; a plotting failure costs the picture, never the run."""
-        from medxlate.train.curves import draw_curves
-
-        try:
-            draw_curves(self.out)
-        except Exception as exc:  # noqa: BLE001 - matplotlib may fail in many ways
-            warn_once(f"{self.out / 'curves.png'} not drawn ({type(exc).__name__}: {exc})")
-
-    def _keep_best(self, step: int, metrics: dict[str, float]) -> None:
-        """Rewrite best.safetensors on a new lowest validation MAE; warn when stalled."""
-        tracker = self.tracker
-        if tracker.update(step, metrics):
-            extra = {"steps": step, "seconds": round(self.elapsed(), 3),
-                     "seed": self.cfg["seed"], "val": metrics,
-                     "best": {"step": step, "metric": tracker.key, "score": tracker.best}}
-            ckpt.save_model(self.out / "best.safetensors",
-                            self.ema.nets if self.ema else self.nets, self.inference,
-                            self._meta(extra))
-        if tracker.key is not None:
-            self.progress.val = (tracker.key, metrics.get(tracker.key))
-        if tracker.stalled and tracker.since % int(tracker.patience) == 0:
-            print(f"medxlate: warning: step {step}: {tracker.stall_message()}"
-                  + ("; stopping (early_stop)" if self.cfg["early_stop"] else ""),
-                  file=sys.stderr, flush=True)
 
     def _checkpoint(self, step: int, seconds: float, rows, val,
                     stopped: str | None = None) -> dict[str, Any]:

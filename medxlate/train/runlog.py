@@ -100,7 +100,7 @@ class Progress:
     """A tqdm bar over optimiser cycles on a terminal; when stderr is a file or a pipe, a plain
     line about every 5 % of the run (no carriage returns); nothing when ``enabled`` is False.
 
-    Both show the step, the first losses, the last validation score (``val``, set by the
+    Both show the step, the loss (then the next losses, three in all), the last validation score (``val``, set by the
     engine after each validation), steps/s and the ETA (the end of the steps or of the time
     budget, whichever comes first).
     """
@@ -113,7 +113,7 @@ class Progress:
         self.every = max(1, total // 20)
         self.time_budget, self.elapsed0 = time_budget, elapsed0
         self.val: tuple[str, float | None] | None = None
-        self.t0 = time.perf_counter()
+        self.t0 = self.last_line = time.perf_counter()
         if enabled and not self.plain:
             from tqdm import tqdm
 
@@ -129,15 +129,28 @@ class Progress:
         return rate, eta
 
     def _fields(self, losses: dict[str, float]) -> dict[str, str]:
-        shown = {k: f"{v:.4g}" for k, v in list(losses.items())[:3]}
+        keys = sorted(losses, key=lambda k: k != "loss")[:3]     # the total loss first
+        shown = {k: f"{losses[k]:.4g}" for k in keys}
         if self.val is not None and self.val[1] is not None:
             shown["val " + self.val[0].replace("vol_", "").replace("val_", "")] = \
                 f"{self.val[1]:.4g}"
         return shown
 
+    def _due(self) -> bool:
+        """A plain line every 5 % of the steps, or of the time budget when it ends first."""
+        if self.step % self.every == 0 or self.step == self.total:
+            return True
+        if self.time_budget is None:
+            return False
+        now = time.perf_counter()
+        if now - self.last_line >= self.time_budget / 20:
+            return True
+        return False
+
     def update(self, losses: dict[str, float]) -> None:
         self.step += 1
-        if self.plain and (self.step % self.every == 0 or self.step == self.total):
+        if self.plain and self._due():
+            self.last_line = time.perf_counter()
             rate, eta = self._rate_eta()
             shown = ", ".join(f"{k} {v}" for k, v in self._fields(losses).items())
             print(f"train: step {self.step}/{self.total}: {shown}, {rate:.3g} steps/s, "

@@ -29,7 +29,7 @@ def diverged(losses: dict[str, float]) -> list[str]:
 
 
 def divergence_message(step: int, bad: dict[str, float], last_checkpoint: int | None) -> str:
-    what = ", ".join(f"{k}={v}" for k, v in bad.items())
+    what = ", ".join(f"{k}={v}" for k, v in bad.items()) or "on another rank"
     kept = (f"the last good checkpoint (step {last_checkpoint}) is kept"
             if last_checkpoint else "no checkpoint was written yet")
     return (f"training diverged at step {step} ({what}); stopped without saving, {kept}; "

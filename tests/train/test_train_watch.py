@@ -101,14 +101,14 @@ def test_time_budget_real_clock(tiny_dataset, tmp_path):
 
 
 def test_best_checkpoint_follows_the_lowest_validation_mae(tiny_dataset, tmp_path, monkeypatch):
-    import medxlate.train.engine as engine
+    import medxlate.train.monitor as monitor
 
     scores = iter([30.0, 10.0, 20.0, 25.0])   # validations at steps 2, 4, 6, 8
 
     def fake_validate(*args, **kwargs):
         return {"val_mae_hu": next(scores), "val_slices": 2}
 
-    monkeypatch.setattr(engine, "validate", fake_validate)
+    monkeypatch.setattr(monitor, "validate", fake_validate)
     out = tmp_path / "best"
     result = train("ddpm", tiny_dataset, out, config=_cfg(steps=8, val_every=2,
                                                           checkpoint_every=2,
@@ -130,10 +130,10 @@ def test_best_checkpoint_follows_the_lowest_validation_mae(tiny_dataset, tmp_pat
 
 
 def test_patience_warns_and_early_stop_stops(tiny_dataset, tmp_path, monkeypatch, capsys):
-    import medxlate.train.engine as engine
+    import medxlate.train.monitor as monitor
 
     scores = iter([30.0, 10.0, 20.0, 25.0, 5.0, 40.0, 40.0, 40.0, 40.0, 40.0])
-    monkeypatch.setattr(engine, "validate",
+    monkeypatch.setattr(monitor, "validate",
                         lambda *a, **k: {"val_mae_hu": next(scores), "val_slices": 2})
     result = train("ddpm", tiny_dataset, tmp_path / "p", config=_cfg(
         steps=10, val_every=1, checkpoint_every=100, val_volumes=0, patience=2),
@@ -262,3 +262,41 @@ def test_resume_may_change_validation_options_only(tiny_dataset, tmp_path):
     with pytest.raises(UsageError, match="--resume uses the run's config.json"):
         train("ddpm", tiny_dataset, out, resume=True, steps=5, device="cpu",
               overrides={"lr": 1.0})
+
+
+def test_resume_with_a_spent_budget_trains_no_step(tiny_dataset, tmp_path, monkeypatch):
+    """The budget is the run's total: a resumed run whose clock already passed it finishes
+    (validation, model.safetensors) without another step; a larger budget continues it."""
+    out = tmp_path / "spent"
+    with monkeypatch.context() as m:
+        FakeClock(m)
+        first = train("ddpm", tiny_dataset, out, config=_cfg(steps=8, checkpoint_every=100,
+                                                             val_volumes=0),
+                      device="cpu", time_budget=2.5)
+    assert first.stopped == "time_budget" and first.steps == 3
+    (out / "model.safetensors").unlink()            # as if killed before the last write
+    with monkeypatch.context() as m:
+        FakeClock(m)
+        again = train("ddpm", tiny_dataset, out, resume=True, device="cpu", time_budget=2.5)
+        assert again.stopped == "time_budget" and again.steps == 3 and again.losses == []
+        assert read_meta(out / "model.safetensors").extra["steps"] == 3
+        more = train("ddpm", tiny_dataset, out, resume=True, device="cpu", time_budget=5.5)
+    assert more.stopped == "time_budget" and more.steps == 6 and len(more.losses) == 3
+
+
+def test_progress_line_shows_loss_val_mae_rate_and_eta(tiny_dataset, tmp_path):
+    import re
+
+    config = tmp_path / "cfg.json"
+    config.write_text(json.dumps(_cfg(steps=3, val_every=1, progress=True, val_volumes=0)))
+    r = runner.invoke(app, ["train", "--model", "ddpm", "--data", str(tiny_dataset), "--out",
+                            str(tmp_path / "run"), "--config", str(config), "--device", "cpu"])
+    assert r.exit_code == 0, r.output
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("train: step")]
+    assert len(lines) == 3
+    assert re.fullmatch(r"train: step 1/3: loss [\d.e+-]+, mse [\d.e+-]+, vb [\d.e+-]+, "
+                        r"[\d.e+-]+ steps/s, ETA \d+s", lines[0]), lines[0]
+    # from the second step on, the last validation's MAE (of step 1, then 2)
+    rows = _csv(tmp_path / "run" / "val.csv")
+    shown = [float(re.search(r"val mae_hu ([\d.e+-]+),", ln).group(1)) for ln in lines[1:]]
+    assert shown == pytest.approx([float(r["val_mae_hu"]) for r in rows[:2]], rel=1e-3)

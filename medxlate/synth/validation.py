@@ -1,4 +1,9 @@
-"""Whole-volume validation: validation subjects through the synthesize path, scored in HU.
+"""Whole-volume validation of a training run: validation subjects through the synthesize
+path, scored in HU.
+
+The training engine never imports synth (docs/layout.md); a caller hands it this module's
+:class:`VolumeValidation` (``train(..., volume_validator=VolumeValidation)``, as
+``medxlate train`` does), and the engine calls it at each validation.
 
 Each validation subject's source volume (``subjects/<id>/<source>.nii.gz`` of the dataset)
 goes through :func:`medxlate.synth.synthesize_volume` exactly as ``medxlate synthesize``
@@ -99,12 +104,9 @@ def validate_volumes(model, subjects: list[dict[str, Path]], config: dict[str, A
     import torch
 
     from medxlate.io.readers import read_volume
-    from medxlate.synth.volume import (
-        SynthOptions,
-        synthesize_volume,
-        target_params,
-        translation_modalities,
-    )
+    from medxlate.synth.network_space import target_params
+    from medxlate.synth.types import SynthOptions, translation_modalities
+    from medxlate.synth.volume import synthesize_volume
 
     if not subjects:
         return {}
@@ -133,3 +135,26 @@ def validate_volumes(model, subjects: list[dict[str, Path]], config: dict[str, A
     out["vol_volumes"] = len(scores)
     out["vol_seconds"] = round(time.perf_counter() - started, 3)
     return out
+
+
+class VolumeValidation:
+    """The engine's whole-volume validator for one run.
+
+    Args:
+        dataset: the run's :class:`~medxlate.preprocess.dataset.Dataset`.
+        config: the run's resolved config (``val_volumes`` caps the subjects).
+
+    ``subjects`` are the validation subjects scored; calling the object with the run's
+    registry entry, family, inference nets (EMA copies), checkpoint metadata, device,
+    sampler, sampler steps and seed returns the ``vol_*`` figures of
+    :func:`validate_volumes`.
+    """
+
+    def __init__(self, dataset, config: dict[str, Any]):
+        self.config = config
+        self.subjects = volume_subjects(dataset, config, int(config["val_volumes"]))
+
+    def __call__(self, spec, family, nets: dict, meta, device, sampler: str,
+                 steps: int | None, seed: int) -> dict[str, float]:
+        model = in_memory_model(spec, family, nets, meta, device)
+        return validate_volumes(model, self.subjects, self.config, sampler, steps, seed)
