@@ -32,8 +32,11 @@ METRICS = ("mae", "me", "psnr", "ssim")
 
 
 def _default_train(*args, **kwargs):
+    # the same whole-volume validation as `medxlate train` (train never imports synth)
+    from medxlate.synth.validation import VolumeValidation
     from medxlate.train import train
 
+    kwargs.setdefault("volume_validator", VolumeValidation)
     return train(*args, **kwargs)
 
 
