@@ -314,7 +314,8 @@ class Bench:
                                     weights=None if shipped else weights,
                                     direction=DIRECTIONS[entry.direction][2],
                                     sampler=entry.sampler, steps=entry.sampler_steps,
-                                    device=self.device, seed=0, overwrite=True, progress=False)
+                                    device=self.device, seed=0, overwrite=True, progress=False,
+                                    tta=entry.tta)
             start = time.perf_counter()
             self.hooks.synthesize(req)
             seconds = time.perf_counter() - start

@@ -24,7 +24,7 @@ COHORT_KINDS = ("phantom", "dataset", "layout")
 #: Directions bench can train and score; others (t1->t2 ...) need contrasts the datasets lack.
 DIRECTIONS = {"mr->ct": ("mr", "ct", "mri2ct"), "ct->mr": ("ct", "mr", "ct2mri")}
 MODEL_KEYS = {"label", "model", "config", "set", "steps", "minutes", "seed", "sampler",
-              "sampler_steps", "weights", "direction"}
+              "sampler_steps", "weights", "direction", "tta"}
 TOP_KEYS = {"name", "direction", "cohort", "models", "device", "bins", "description"}
 COHORT_KEYS = {"phantom", "dataset", "layout", "test", "split", "test_split", "preprocess",
                "region"}
@@ -45,6 +45,7 @@ class ModelEntry:
     sampler: str | None = None
     sampler_steps: int | str | None = None
     weights: str | None = None       # "shipped", a path, or None (train)
+    tta: bool = False                # synthesize --tta (mirroring; models that support it)
 
     @property
     def trains(self) -> bool:
@@ -210,7 +211,9 @@ def _model(where: _Where, i: int, raw: Any, direction: str) -> ModelEntry:
                        config=raw.get("config", spec.default_config),
                        set=raw.get("set") or {}, seed=raw.get("seed", 0),
                        sampler=raw.get("sampler"), sampler_steps=raw.get("sampler_steps"),
-                       weights=raw.get("weights"))
+                       weights=raw.get("weights"), tta=raw.get("tta", False))
+    if not isinstance(entry.tta, bool):
+        raise where.fail(f"{key}.tta", f"expected true or false, got {entry.tta!r}")
     if not isinstance(entry.set, dict):
         raise where.fail(f"{key}.set", "expected a mapping of config overrides")
     if not isinstance(entry.seed, int) or isinstance(entry.seed, bool):

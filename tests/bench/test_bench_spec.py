@@ -37,6 +37,7 @@ models:
      "cohort: give exactly one of phantom, dataset, layout (got phantom, dataset)"),
     ("models:\n  - {model: pix2pix, steps: 10}", "models:\n  - {model: pix2pix, steps: 10}\n"
      "  - {model: pix2pix, steps: 20}", "models: two rows share the label 'pix2pix'"),
+    ("steps: 10", "steps: 10, tta: maybe", "models[0].tta: expected true or false, got 'maybe'"),
 ])
 def test_bad_spec_is_one_line_and_exit_2(tmp_path, old, new, expected):
     assert old in GOOD
@@ -85,3 +86,12 @@ def test_shipped_specs_load_and_overrides_apply():
     assert [(m.label, m.minutes, m.steps) for m in picked] == [("cyclegan-tiny", 2.5, None)]
     # shipped rows keep their weights under a budget override
     assert select(readme, ["pix2pix"], None, 5)[0].steps is None
+
+
+def test_tta_key_parses_and_readme_has_a_tta_row(tmp_path):
+    spec_file = tmp_path / "b.yaml"
+    spec_file.write_text(GOOD.replace("steps: 10}", "steps: 10, tta: true}"))
+    entry = load_spec(str(spec_file)).models[0]
+    assert entry.tta is True
+    readme = load_spec("readme")
+    assert [m.tta for m in readme.models if m.model == "unet-2.5d"] == [False, True]
