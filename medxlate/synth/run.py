@@ -11,16 +11,12 @@ input's exact geometry.
 from __future__ import annotations
 
 import json
-import platform
-import sys
 import time
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from medxlate import __version__
 from medxlate.errors import InputError, MedxlateError, UsageError
-from medxlate.io.atomic import atomic_path, check_writable
+from medxlate.io.atomic import atomic_path
 from medxlate.synth.batch import (
     NOT_STARTED,
     Progress,
@@ -32,138 +28,18 @@ from medxlate.synth.batch import (
     raise_for_failures,
     resolve_seed,
 )
-from medxlate.synth.inputs import Case, output_format, shard
+from medxlate.synth.case import _done, _one_case, _prefetch
+from medxlate.synth.inputs import output_format, shard
 from medxlate.synth.outputs import check_case_outputs, refuse_option_clashes
-
-
-@dataclass
-class SynthesizeRequest:
-    """Every option of `medxlate synthesize` (see its --help)."""
-
-    model: str
-    inputs: Path
-    out: Path
-    weights: Path | None = None
-    direction: str | None = None
-    source: str | None = None
-    target: str | None = None
-    sampler: str | None = None
-    steps: int | str | None = None  # N, or "a,b,c" sections (respaced)
-    eta: float = 0.0
-    batch_size: int | str = 8  # or "auto" (see medxlate.synth.autobatch)
-    samples: int = 1
-    uncertainty: Path | None = None
-    device: str = "auto"
-    seed: int | None = None
-    out_format: str | None = None
-    mask: bool = True
-    overwrite: bool = False
-    skip_existing: bool = False
-    num_parts: int = 1
-    part_id: int = 0
-    report: Path | None = None
-    series: str | None = None
-    progress: bool = True
-    options: dict[str, Any] | None = None  # --set: the family's inference options
-    precision: str = "auto"  # auto, fp32, bf16, fp16 (see medxlate.synth.precision)
-    compile: bool = False  # torch.compile the networks (eager fallback)
-    overlap_io: bool = True  # cohorts: read ahead and write behind on threads (prefetch.py)
-    share_batches: bool = True  # cohorts of a 2D/2.5D model: batches span volumes
-
-
-@dataclass
-class RunResult:
-    """What happened to each case (``status``: ok, skipped or failed)."""
-
-    cases: list[dict[str, Any]] = field(default_factory=list)
-    report: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def failed(self) -> list[dict[str, Any]]:
-        return [c for c in self.cases if c["status"] == "failed"]
-
-
-def check_request(req: SynthesizeRequest) -> None:
-    """UsageError for contradictory options (before anything is loaded)."""
-    from medxlate.synth.autobatch import parse_batch_size
-    from medxlate.synth.precision import PRECISIONS
-
-    parse_batch_size(req.batch_size)
-    if (req.precision or "auto").lower() not in PRECISIONS:
-        raise UsageError(f"--precision {req.precision!r}: choose from {', '.join(PRECISIONS)}")
-    if req.samples < 1:
-        raise UsageError(f"--samples must be >= 1, got {req.samples}")
-    if req.uncertainty is not None and req.samples < 2:
-        raise UsageError("--uncertainty needs --samples N with N >= 2")
-    if req.skip_existing and req.overwrite:
-        raise UsageError("--skip-existing and --overwrite contradict each other")
-    if req.direction is not None and req.direction not in ("mri2ct", "ct2mri"):
-        raise UsageError(f"--direction {req.direction!r}: choose mri2ct or ct2mri "
-                         "(or --source/--target)")
-
-
-def resolve_sampler(req: SynthesizeRequest, model) -> str:
-    """The sampler name, checked against the model and the --steps/--eta grammar."""
-    from medxlate.diffusion.samplers import resolve_sampler as check_sampler_options
-
-    sampler = req.sampler or model.spec.default_sampler
-    if sampler not in model.spec.samplers:
-        raise UsageError(f"model {model.spec.name} cannot use sampler {sampler!r} "
-                         f"(choose from {', '.join(model.spec.samplers)})")
-    check_sampler_options(sampler, req.steps, req.eta if req.eta else None)
-    return sampler
-
-
-def apply_inference_options(model, options: dict[str, Any] | None) -> None:
-    """Override the checkpoint config's inference options (``--set KEY=VALUE``), e.g. the
-    guidance scales of a diffusion model; only the keys its family lists in
-    ``inference_options`` may change, with their default's type."""
-    if not options:
-        return
-    from medxlate.train.overrides import check_overrides
-
-    allowed = tuple(getattr(model.family, "inference_options", ()))
-    unknown = sorted(set(options) - set(allowed))
-    if unknown:
-        offered = f"choose from {', '.join(allowed)}" if allowed else "it has none"
-        raise UsageError(f"--set {unknown[0]}: not an inference option of "
-                         f"{model.spec.name} ({offered})")
-    check_overrides({k: model.config.get(k) for k in allowed}, options)
-    model.meta.config = {**model.meta.config, **options}
-
-
-def resolve_translation(req: SynthesizeRequest, model) -> tuple[str, str]:
-    """(source, target) modality tags for this run: --source/--target or --direction,
-    else the checkpoint's own; checked against what the checkpoint learned."""
-    from medxlate.models.registry import translation_label
-
-    learned = model.translations()
-    pair = model.spec.resolve_translation(req.source, req.target, req.direction,
-                                          default=learned[0])
-    if not any(_serves(p, pair) for p in learned):
-        raise UsageError(f"these {model.spec.name} weights translate "
-                         f"{', '.join(translation_label(p) for p in learned)} only, "
-                         f"not {translation_label(pair)}")
-    if pair[0] == "none":
-        raise UsageError(f"{translation_label(pair)} is unconditional generation: use "
-                         "`medxlate generate`")
-    return pair
-
-
-def _serves(learned: tuple[str, str], asked: tuple[str, str]) -> bool:
-    from medxlate.models.registry import is_mr
-
-    def fits(a: str, b: str) -> bool:
-        return a == b or (b == "mr" and is_mr(a)) or (a == "mr" and is_mr(b))
-    return fits(asked[0], learned[0]) and fits(asked[1], learned[1])
-
-
-def resolve_direction(req: SynthesizeRequest, model) -> str:
-    """The legacy direction name of the run's translation (MR<->CT only)."""
-    from medxlate.models.registry import direction_of
-
-    pair = resolve_translation(req, model)
-    return direction_of(*pair) or f"{pair[0]}2{pair[1]}"
+from medxlate.synth.report import RunResult, _report
+from medxlate.synth.request import (  # noqa: F401  (SynthesizeRequest and the checks: public)
+    SynthesizeRequest,
+    apply_inference_options,
+    check_request,
+    resolve_direction,
+    resolve_sampler,
+    resolve_translation,
+)
 
 
 def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
@@ -328,128 +204,3 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
         exc.result = result  # the CLI still lists what was written
         raise
     return result
-
-
-def _done(case: Case) -> bool:
-    return case.output.exists() and (case.uncertainty is None or case.uncertainty.exists())
-
-
-def _read_case(case: Case, req: SynthesizeRequest, opts, fmt: str):
-    """Check the case's outputs may be written, then read its input (a reader thread may
-    run this ahead of the model)."""
-    from medxlate.io.dicom_write import check_own_series
-    from medxlate.io.readers import read_volume
-    from medxlate.synth.volume import translation_modalities
-
-    check_writable(case.output, req.overwrite,
-                   folder_check=check_own_series if fmt == "dicom" else None)
-    if case.uncertainty is not None:
-        check_writable(case.uncertainty, req.overwrite)
-    src_mod = translation_modalities(opts)[0]
-    vol = read_volume(case.source, modality=src_mod, series=req.series)
-    if vol.modality not in ("unknown", src_mod):
-        raise InputError(f"{case.source} is {vol.modality}, but the translation "
-                         f"{opts.source}->{opts.target} reads {src_mod}")
-    return vol
-
-
-def _prefetch(case: Case, req: SynthesizeRequest, model, opts, fmt: str):
-    """The reader thread's work: read the input and, for 2D/2.5D models, prepare it (mask,
-    resampling, normalisation, slice plan) so the model thread only runs the model."""
-    from medxlate.synth.volume import prepare_volume
-
-    vol = _read_case(case, req, opts, fmt)
-    if getattr(model.spec, "spatial_dims", "2d") == "3d":
-        return vol
-    return vol, prepare_volume(vol, model, opts)
-
-
-def _one_case(case: Case, req: SynthesizeRequest, model, opts, fmt: str, generator,
-              bars, vol, stage, key, precision=None):
-    """Start one case; returns ``(finish, bar, finished)``.
-
-    ``vol`` is the input as read, or ``(input, prepared)`` from :func:`_prefetch` (None:
-    read it here). A 2D/2.5D model's tiles go to ``stage`` (a
-    :class:`~medxlate.synth.stream.TileStream`), which may hold the last ones until the next
-    case fills their batch; a 3D model translates the volume here. ``finished`` lists the
-    ``(key, output or exception)`` of the cases whose model stage ended meanwhile (this one
-    among them unless its tiles wait); ``finish(output)`` gives this case's (record fields,
-    job that writes its outputs), the job resampling the result back onto the input grid
-    (finish_volume) first.
-    """
-    import contextlib
-
-    from medxlate.io.readers import write_volume
-    from medxlate.synth.grid import file_affine, restore_orientation
-    from medxlate.synth.volume import (
-        finish_volume,
-        prepare_volume,
-        synthesize_volume,
-        volume_info,
-    )
-
-    prepared = None
-    if isinstance(vol, tuple):
-        vol, prepared = vol
-    if vol is None:
-        vol = _read_case(case, req, opts, fmt)
-    three_d = getattr(model.spec, "spatial_dims", "2d") == "3d"
-    if prepared is None and not three_d:
-        prepared = prepare_volume(vol, model, opts)
-    bar = bars.slices(case.stem)
-
-    def progress(n: int, total: int) -> None:
-        bar.total = total
-        bar.update(n)
-
-    def finish(output):
-        done = output if prepared is None else None
-        info = done[2] if done is not None else volume_info(prepared)
-
-        def write() -> None:
-            sct, std, _ = done if done is not None else finish_volume(prepared, output)
-            if fmt == "dicom":
-                reference = vol if vol.meta.get("format") == "dicom" else None
-                write_volume(sct, case.output, overwrite=req.overwrite, reference=reference,
-                             description=f"medxlate synthetic {sct.modality} "
-                                         f"({model.spec.name})")
-            else:
-                affine = file_affine(case.source)
-                write_volume(restore_orientation(sct, affine), case.output,
-                             overwrite=req.overwrite)
-            if std is not None and case.uncertainty is not None:
-                write_volume(restore_orientation(std, file_affine(case.source)),
-                             case.uncertainty, overwrite=req.overwrite)
-
-        return {"shape": list(vol.shape), "spacing_mm": list(vol.spacing), **info}, write
-
-    if not three_d:
-        return finish, bar, stage.add(key, prepared, generator, progress)
-    try:
-        with precision.context() if precision is not None else contextlib.nullcontext():
-            return finish, bar, [(key, synthesize_volume(vol, model, opts, generator,
-                                                         progress=progress))]
-    except BaseException:
-        bar.close()
-        raise
-
-
-def _report(req, model, sampler, direction, seed, result, started) -> dict[str, Any]:
-    counts = {s.replace(" ", "_"): sum(c["status"] == s for c in result.cases)
-              for s in ("ok", "skipped", "failed", NOT_STARTED)}
-    return {
-        "medxlate": __version__, "python": sys.version.split()[0],
-        "platform": platform.platform(), "started": time.strftime(
-            "%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "seconds": round(time.time() - started, 3),
-        "model": {"name": model.spec.name, "weights": str(model.weights),
-                  "sha256": model.sha256, "config": model.config.get("config_name"),
-                  "trained_medxlate": model.meta.version},
-        "direction": direction, "device": str(model.device),
-        "sampler": {"name": sampler, "steps": req.steps, "eta": req.eta,
-                    "samples": req.samples, "batch_size": req.batch_size},
-        "seed": seed, "mask": req.mask, "num_parts": req.num_parts, "part_id": req.part_id,
-        "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(req).items()},
-        "counts": counts, "cases": result.cases,
-    }
-

@@ -16,16 +16,14 @@ import numpy as np
 from medxlate.intensity import denormalise, modality_spec
 from medxlate.io.volume import Volume
 from medxlate.synth.grid import onto_grid
-from medxlate.synth.network_space import (  # noqa: F401  (re-exported for callers)
+from medxlate.synth.network_space import (
     CT_BACKGROUND_HU,
-    MR_DEFAULT_SCALE,
     network_background,
     network_input,
     target_params,
 )
 from medxlate.synth.slicer import SlicePlan, body_box, whole_slice_size
-from medxlate.synth.types import (  # noqa: F401  (re-exported for callers)
-    MODALITY,
+from medxlate.synth.types import (
     ModelOutput,
     Prepared,
     SynthOptions,

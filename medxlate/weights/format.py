@@ -1,4 +1,4 @@
-"""The checkpoint format: one safetensors file whose metadata rebuilds the model.
+"""The medxlate checkpoint format: write, read the metadata of, and load a checkpoint.
 
 A medxlate checkpoint is one safetensors file. Its tensors are the inference networks'
 parameters, keyed ``"<network>.<parameter>"``; its string metadata holds everything needed
