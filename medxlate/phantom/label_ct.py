@@ -6,7 +6,8 @@ plane-wave fields fixed to the anatomy; cortical bone gets its own long-waveleng
 field so that the skull's HU varies along it (thick dense vault, thinner temporal squama);
 ``soft_tissue`` is a fat/muscle mixture with a smooth fat fraction. Partial volume at
 boundaries comes from a Gaussian on the 1 mm map (sigma 0.5 voxel, more for a coarser CT
-grid), the interpolation onto the CT grid, and then the scanner's blur and noise (:func:`medxlate.phantom.ct.acquire`).
+grid), the interpolation onto the CT grid, and then the scanner's blur and noise
+(:func:`medxlate.phantom.ct.acquire`).
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ Two modes:
   so that a model sees every contrast.
 
 Both then get the acquired resolution (Gaussian blur along each axis of the map's grid, nearly
-parallel to the MR grid's, a thick slice for 2D protocols), the receive bias field, Rician noise and a receiver gain
+parallel to the MR grid's, a thick slice for 2D protocols), the receive bias field, Rician
+noise and a receiver gain
 (:func:`medxlate.phantom.mr.acquire`).
 """
 
@@ -115,7 +116,8 @@ def paint_mr(classes: np.ndarray, values: np.ndarray, images: dict, rng: np.rand
 
     ``images`` are the subject's fields on the map grid
     (:func:`medxlate.phantom.label_ct.field_images`). ``soft_tissue`` mixes the fat and muscle
-    values with the subject's fat fraction (the same as in the CT); a smooth texture modulates every tissue by ``texture_cv``; with
+    values with the subject's fat fraction (the same as in the CT); a smooth texture
+    modulates every tissue by ``texture_cv``; with
     ``spread`` (random mode) each voxel also gets Gaussian noise of that SD per class.
     """
     image = values.astype(np.float32)[classes]
