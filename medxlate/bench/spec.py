@@ -56,8 +56,13 @@ class ModelEntry:
         return re.sub(r"[^A-Za-z0-9._-]+", "_", self.label).strip("_") or "model"
 
     def record(self) -> dict[str, Any]:
-        """JSON form: what a finished row was made with (a rerun checks it is unchanged)."""
-        return asdict(self)
+        """JSON form: what a finished row was made with (a rerun checks it is unchanged).
+
+        ``tta`` appears only when on, so rows finished before the key existed still match."""
+        record = asdict(self)
+        if not record["tta"]:
+            del record["tta"]
+        return record
 
 
 @dataclass
