@@ -28,8 +28,8 @@ from medxlate.phantom.deform import Warp, source_coords, warp_image
 from medxlate.phantom.labels import (CLASS_BY_NAME, CLASS_NAMES, CLASSES, class_lut, find_maps,
                                      load_map, scheme, split_maps)
 from medxlate.phantom.subject import (TRUTH_FORMAT, Subject, _check_size, _ct_grid, _grid_affine,
-                                      _grid_record, resample_ct_to_mr, size_spacing, subject_id)
-from medxlate.phantom.transform import misalignment_matrix, random_misalignment, to_lps
+                                      geometry_record, resample_ct_to_mr, size_spacing, subject_id)
+from medxlate.phantom.transform import misalignment_matrix, random_misalignment
 
 ALL_CONTRASTS = ("t1w", "t2w", "pdw", "flair", "random")
 SEED_TAG = 29  # separates label-phantom streams from the procedural regions' (0, 1)
@@ -249,16 +249,8 @@ def make_label_subject(config: LabelPhantomConfig, seed: int, index: int) -> Sub
         "region": config.region, "seed": int(seed), "index": int(index),
         "source": {"label_map": Path(path).name, "label_scheme": str(config.label_scheme),
                    "split": config.split, "mr_mode": config.mr_mode},
-        "transform": {
-            "mr_to_ct": mr_to_ct.tolist(), "ct_to_mr": np.linalg.inv(mr_to_ct).tolist(),
-            "mr_to_ct_lps": to_lps(mr_to_ct).tolist(),
-            "convention": "x_ct = mr_to_ct @ [x_mr, 1]: RAS+ world mm of mr.nii.gz -> RAS+ "
-                          "world mm of ct.nii.gz (same anatomical point); mr_to_ct_lps is the "
-                          "same map in LPS, i.e. an ITK transform registering CT (moving) onto "
-                          "MR (fixed)",
-            "rotation_center_ct_mm": fov_center.tolist(), **mis,
-        },
-        "grids": {"mr": _grid_record(mr_affine, mr_size), "ct": _grid_record(ct_affine, ct_size)},
+        **geometry_record(mr_to_ct, fov_center, mis, (mr_affine, mr_size),
+                          (ct_affine, ct_size)),
         "anatomy": {"warp": warp.record, "soft_tissue_fat_fraction_mean": fat_mean,
                     "note": "map point = center + A (ct_world - center) + displacement"},
         "ct": {**scanner, "class_mean_hu": {c.name: float(v) for c, v in zip(CLASSES, hu)}},

@@ -221,16 +221,8 @@ def make_subject(config: PhantomConfig, seed: int, index: int) -> Subject:
     truth = {
         "format": TRUTH_FORMAT, "medxlate_version": __version__, "id": sid,
         "region": config.region, "seed": int(seed), "index": int(index),
-        "transform": {
-            "mr_to_ct": mr_to_ct.tolist(), "ct_to_mr": np.linalg.inv(mr_to_ct).tolist(),
-            "mr_to_ct_lps": to_lps(mr_to_ct).tolist(),
-            "convention": "x_ct = mr_to_ct @ [x_mr, 1]: RAS+ world mm of mr.nii.gz -> RAS+ "
-                          "world mm of ct.nii.gz (same anatomical point); mr_to_ct_lps is the "
-                          "same map in LPS, i.e. an ITK transform registering CT (moving) onto "
-                          "MR (fixed)",
-            "rotation_center_ct_mm": fov_center_ct.tolist(), **mis,
-        },
-        "grids": {"mr": _grid_record(mr_affine, mr_size), "ct": _grid_record(ct_affine, ct_size)},
+        **geometry_record(mr_to_ct, fov_center_ct, mis, (mr_affine, mr_size),
+                          (ct_affine, ct_size)),
         "anatomy": {"origin_in_ct_world_mm": anatomy_origin_ct.tolist(), "scale": scale,
                     "deformation_max_mm": max(f.bound for f in deformation),
                     "parameters": anatomy},
@@ -269,6 +261,22 @@ def resample_ct_to_mr(ct: Volume, mr_affine, mr_size, mr_to_ct) -> Volume:
                                    output_shape=tuple(mr_size), order=1, cval=-1024.0,
                                    prefilter=False)
     return Volume(out.astype(np.float32), mr_affine, "CT")
+
+
+def geometry_record(mr_to_ct, center_ct, misalignment: dict, mr_grid, ct_grid) -> dict:
+    """truth.json's "transform" and "grids": the known MR -> CT map and both grids."""
+    return {
+        "transform": {
+            "mr_to_ct": mr_to_ct.tolist(), "ct_to_mr": np.linalg.inv(mr_to_ct).tolist(),
+            "mr_to_ct_lps": to_lps(mr_to_ct).tolist(),
+            "convention": "x_ct = mr_to_ct @ [x_mr, 1]: RAS+ world mm of mr.nii.gz -> RAS+ "
+                          "world mm of ct.nii.gz (same anatomical point); mr_to_ct_lps is the "
+                          "same map in LPS, i.e. an ITK transform registering CT (moving) onto "
+                          "MR (fixed)",
+            "rotation_center_ct_mm": center_ct.tolist(), **misalignment,
+        },
+        "grids": {"mr": _grid_record(*mr_grid), "ct": _grid_record(*ct_grid)},
+    }
 
 
 def _grid_record(affine, size) -> dict:
