@@ -53,7 +53,8 @@ def evaluate_dose(case_id: str, loaded, s: DoseSettings, resample: bool = False,
     start = time.perf_counter()
     check_hu(loaded.ref.array, "reference", case_id)
     check_hu(loaded.pred.array, "prediction", case_id)
-    target = target_mask(s.target, loaded.ref, case_id, loaded.labels, resample)
+    notes: list[str] = []
+    target = target_mask(s.target, loaded.ref, case_id, loaded.labels, resample, notes)
     check_inside(target, loaded.mask, case_id)
     table = read_table(s.calibration) if s.calibration else default_table()
     grid = engine_grid(loaded.ref, s.ct_grid_mm)
@@ -75,6 +76,8 @@ def evaluate_dose(case_id: str, loaded, s: DoseSettings, resample: bool = False,
                     "dose_grid_mm": s.dose_grid_mm, "ct_grid_mm": list(grid.spacing),
                     "calibration": str(s.calibration) if s.calibration else "matRad default",
                     "target_voxels": int(tgt.sum()), "seconds": seconds})
+    if notes:
+        details["warnings"] = notes
     if s.out_dir is not None:
         details["files"] = _write_doses(case_id, grid, plan.dose, dose_pred, s.out_dir,
                                         overwrite)

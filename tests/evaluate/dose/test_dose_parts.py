@@ -1,6 +1,7 @@
 """The dose evaluation's own parts, checked against hand values (no dose engine needed)."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,6 +32,19 @@ def test_bad_prescription(text):
 def test_bad_target(text):
     with pytest.raises(UsageError, match="--target"):
         parse_target(text)
+
+
+def test_rtstruct_target_syntax(tmp_path):
+    rs = tmp_path / "RS:1.dcm"     # a colon in the file name: the split follows the file
+    rs.write_bytes(b"")
+    assert parse_target(f"{rs}:PTV:boost") == {"kind": "rtstruct", "path": rs,
+                                               "roi": "PTV:boost"}
+    assert parse_target("missing.dcm:GTV") == {"kind": "rtstruct",
+                                               "path": Path("missing.dcm"), "roi": "GTV"}
+    assert parse_target(str(rs)) == rs                 # an existing path as a whole: a mask
+    for text in ("RS.dcm:", ":PTV"):
+        with pytest.raises(UsageError, match="RTSTRUCT:ROI_NAME"):
+            parse_target(text)
 
 
 @pytest.mark.parametrize("text", ["", "0,0", "360", "-10,90", "a,b"])
