@@ -276,7 +276,7 @@ def parse_spec(raw: Any, path: Path) -> BenchSpec:
 def _dose(where: _Where, raw: dict) -> dict[str, Any] | None:
     if raw.get("dose") is None:
         return None
-    from medxlate.bench.dose import parse_dose
+    from medxlate.bench.dose_spec import parse_dose
 
     return parse_dose(where, raw["dose"], Path(where.path).resolve().parent)
 

@@ -184,7 +184,8 @@ def evaluate(
     )] = None,
     dose_out: Opt[Path | None, typer.Option(
         "--dose-out", help="With --dose: folder for <id>_dose_ref/_dose_sct/_dose_diff.nii.gz "
-                           "(Gy, on the dose CT grid).")] = None,
+                           "(Gy, on the dose CT grid), and <id>_dose_ref/_dose_sct.dcm RTDOSE "
+                           "when the reference CT is DICOM.")] = None,
     workers: Opt[int, typer.Option(
         "--workers", help="Subjects evaluated in parallel processes.")] = 1,
 ) -> None:

@@ -167,7 +167,8 @@ def test_score_dose_plans_for_real(tmp_path):
     """The real scorer on the dose tests' cylinder: the reference against itself scores
     gamma 100 % and no dose difference; the label map beside the CT gives label:K."""
     from medxlate.bench.cohort import TestSubject
-    from medxlate.bench.dose import score_dose, to_settings
+    from medxlate.bench.dose import score_dose
+    from medxlate.bench.dose_spec import to_settings
     from medxlate.evaluate.dose import engine_available
     from tests.evaluate.dose import phantoms
 

@@ -46,7 +46,8 @@ class DoseSettings:
         bixel_width_mm: beamlet / spot spacing.
         calibration: CSV of HU -> relative electron density (photons) or stopping power ratio
             (protons); None: matRad's default table (calibration.DEFAULT_TABLE).
-        out_dir: folder for dose NIfTI files (None: not written).
+        out_dir: folder for dose NIfTI files, and RTDOSE files when the reference CT came
+            from DICOM (None: not written).
     """
 
     mode: str = "photon"
