@@ -75,3 +75,23 @@ def test_zero_dose_and_refusals(tmp_path):
     with pytest.raises(UsageError, match="read from DICOM"):
         write_rtdose(zero, tmp_path / "n.dcm", Volume(zero.array, np.eye(4)), "1.2.3")
     assert not (tmp_path / "n.dcm").exists()
+
+
+@pytest.mark.parametrize("diag", [(3.0, 3.0, 3.0), (-2.0, 2.5, 4.0)])
+def test_gdcm_reads_the_same_grid(tmp_path, diag):
+    """SimpleITK (GDCM), another reader, places each voxel where the dose grid has it."""
+    import SimpleITK as sitk
+
+    affine = np.diag([*diag, 1.0])
+    affine[:3, 3] = (12.0, -7.5, 40.25)
+    gy = np.random.default_rng(5).uniform(0, 2.0, (6, 4, 3)).astype(np.float32)
+    path = write_rtdose(Volume(gy, affine), tmp_path / "d.dcm", _reference(), "1.2.3")
+    img = sitk.ReadImage(str(path))
+    scaled = sitk.GetArrayFromImage(img).astype(np.float64) * float(
+        pydicom.dcmread(path).DoseGridScaling)          # GDCM leaves the scaling to us
+    for index in np.ndindex(*img.GetSize()):
+        lps = np.asarray(img.TransformIndexToPhysicalPoint(tuple(int(v) for v in index)))
+        ijk = np.linalg.solve(affine[:3, :3], lps * [-1.0, -1.0, 1.0] - affine[:3, 3])
+        assert np.abs(ijk - np.rint(ijk)).max() < 1e-6
+        i, j, k = np.rint(ijk).astype(int)
+        assert abs(scaled[index[::-1]] - gy[i, j, k]) <= gy.max() / UINT32_MAX

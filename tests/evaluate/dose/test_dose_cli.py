@@ -199,3 +199,46 @@ def test_rtstruct_target_errors_exit_3(dicom_case, tmp_path, roi, words):
     assert res.exit_code == 3, res.output
     assert words in res.output and "Traceback" not in res.output
     assert not (tmp_path / "r.json").exists()
+
+
+@needs_engine
+def test_real_ct_series_rtstruct_target_and_rtdose(mridir, tmp_path):
+    """The real GE CT (../shared/data): an RTSTRUCT square drawn on 16 of its slices plans,
+    and the RTDOSE files sit in its frame of reference where the NIfTI doses are (read back
+    by SimpleITK/GDCM, an independent reader)."""
+    import pydicom
+    import SimpleITK as sitk
+
+    from medxlate.io.dicom_read import read_dicom
+    from tests.io.dicom_build import polygon, rtstruct
+
+    ct_dir = mridir / "ct"
+    tags = read_dicom(ct_dir).meta["dicom"]
+    zs = sorted(float(pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient[2])
+                for p in ct_dir.glob("*.dcm"))
+    square = [(-10.1, -10.1), (10.1, -10.1), (10.1, 10.1), (-10.1, 10.1)]
+    rs = rtstruct(tmp_path / "rs.dcm", {"PTV": [polygon(square, z) for z in zs[8:24]]},
+                  tags["FrameOfReferenceUID"], tags["StudyInstanceUID"],
+                  tags["SeriesInstanceUID"])
+    out, doses = tmp_path / "r.json", tmp_path / "doses"
+    res = runner.invoke(app, ["evaluate", "--pred", str(ct_dir), "--ref", str(ct_dir),
+                              "--dose", "photon", "--target", f"{rs}:PTV", "--out", str(out),
+                              "--dose-out", str(doses)])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(out.read_text())["subjects"][0]["metrics"]
+    assert metrics["gamma_2_2"] == 100.0 and metrics["dose_mae_body"] < 1e-9
+    nifti = nib.load(str(doses / "ct_dose_ref.nii.gz"))
+    gy = np.asarray(nifti.dataobj, np.float64)
+    img = sitk.ReadImage(str(doses / "ct_dose_ref.dcm"))
+    ds = pydicom.dcmread(doses / "ct_dose_ref.dcm")
+    assert ds.FrameOfReferenceUID == tags["FrameOfReferenceUID"]
+    assert ds.StudyInstanceUID == tags["StudyInstanceUID"]
+    raw = sitk.GetArrayFromImage(img).astype(np.float64) * float(ds.DoseGridScaling)
+    corner = np.asarray(img.TransformIndexToPhysicalPoint((0, 0, 0))) * [-1.0, -1.0, 1.0]
+    ijk = np.linalg.solve(nifti.affine[:3, :3], corner - nifti.affine[:3, 3])
+    assert np.allclose(ijk, [gy.shape[0] - 1, gy.shape[1] - 1, 0], atol=1e-4)  # LPS order
+    assert np.allclose(img.GetSpacing(), np.linalg.norm(nifti.affine[:3, :3], axis=0))
+    assert np.allclose(img.GetDirection(), np.eye(3).ravel())
+    lps_ordered = gy[::-1, ::-1, :].transpose(2, 1, 0)
+    assert np.abs(raw - lps_ordered).max() <= float(ds.DoseGridScaling) / 2 + 1e-9
+
