@@ -139,3 +139,20 @@ def test_target_inside_the_body():
     body[:10] = False  # half the target leaves the body
     with pytest.raises(InputError, match="outside the body"):
         check_inside(target, body, "s")
+
+
+def test_rtstruct_of_each_cohort_subject(tmp_path):
+    from medxlate.evaluate.dose.target import rtstruct_file
+
+    (tmp_path / "s1.dcm").write_bytes(b"")
+    (tmp_path / "s2").mkdir()
+    (tmp_path / "s2" / "RS.1.2.3.dcm").write_bytes(b"")
+    (tmp_path / "s3").mkdir()
+    for name in ("a.dcm", "b.dcm"):
+        (tmp_path / "s3" / name).write_bytes(b"")
+    assert rtstruct_file(tmp_path, "s1") == tmp_path / "s1.dcm"
+    assert rtstruct_file(tmp_path, "s2") == tmp_path / "s2" / "RS.1.2.3.dcm"
+    assert rtstruct_file(tmp_path / "s1.dcm", "any") == tmp_path / "s1.dcm"   # one file: all
+    for sid in ("s3", "s4"):                     # two candidates, or none: refused
+        with pytest.raises(InputError, match=f"no RTSTRUCT {sid}.dcm"):
+            rtstruct_file(tmp_path, sid)
