@@ -76,13 +76,13 @@ def _mean(values: list[float]) -> float | None:
 
 def add_dose(bench, rows: list[dict], refs: list[dict]) -> None:
     """Add ``row["dose"]`` (means, per-subject figures, failures) to every CT row."""
+    from medxlate.bench.dose_spec import to_settings
     from medxlate.bench.records import clean, write_json
     from medxlate.bench.spec import DIRECTIONS
 
-    from medxlate.bench.dose_spec import to_settings
-
     record = bench.spec.dose
     settings = to_settings(record)
+    plan = {k: v for k, v in record.items() if k != "references"}   # what a result depends on
     chosen = [*rows, *[r for r in refs if record["references"]
                        and r["label"] not in NO_DOSE_REFERENCES]]
     for row in chosen:
@@ -94,7 +94,7 @@ def add_dose(bench, rows: list[dict], refs: list[dict]) -> None:
         for subject in bench.cohort.tests:
             pred = prediction(bench.work, row, subject.id)
             done = folder / f"{subject.id}.json"
-            made_from = {"settings": record, "prediction": str(pred),
+            made_from = {"settings": plan, "prediction": str(pred),
                          "mtime_ns": pred.stat().st_mtime_ns if pred.is_file() else None}
             if done.is_file():
                 cached = json.loads(done.read_text())
