@@ -85,9 +85,17 @@ def _budget(row: dict) -> str:
 
 def markdown_table(result: dict, direction: str) -> str:
     """The table of one direction: model rows, then the reference rows."""
+    from medxlate.bench.dose import header_cells, row_cells
+
     unit = _unit(direction)
+    extra = header_cells(result)
+
+    def cells(row: dict) -> str:      # the dose columns, when the spec has a dose key
+        return "".join(f" {c} |" for c in row_cells(result, row))
+
     lines = [f"| row | grid | budget | sampler | s / volume | MAE ({unit}) | PSNR (dB) | SSIM "
-             "| above floor | vs intensity map |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| above floor | vs intensity map |" + "".join(f" {h} |" for h in extra),
+             "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(extra)]
     for r in result["rows"]:
         if r["direction"] != direction:
             continue
@@ -96,7 +104,7 @@ def markdown_table(result: dict, direction: str) -> str:
                      f"| {_sampler(r)} | {r['seconds_per_volume']:.1f} "
                      f"| {_num(m['mae'], direction)} | {m['psnr']:.2f} | {m['ssim']:.3f} "
                      f"| {_num(r['above_floor'], direction, True)} "
-                     f"| {_num(r['vs_intensity_map'], direction, True)} |")
+                     f"| {_num(r['vs_intensity_map'], direction, True)} |" + cells(r))
     for r in result["references"]:
         if r["direction"] != direction:
             continue
@@ -104,7 +112,8 @@ def markdown_table(result: dict, direction: str) -> str:
         psnr = "inf" if m["psnr"] is None else f"{m['psnr']:.2f}"
         grid = grid_label(r["grid"]["spacing_mm"]) if r["grid"]["spacing_mm"] else "input grid"
         lines.append(f"| reference: {r['label']} ({r['what']}) | {grid} | {_budget(r)} | - | - "
-                     f"| {_num(m['mae'], direction)} | {psnr} | {m['ssim']:.3f} | - | - |")
+                     f"| {_num(m['mae'], direction)} | {psnr} | {m['ssim']:.3f} | - | - |"
+                     + cells(r))
     return "\n".join(lines)
 
 
@@ -122,12 +131,20 @@ def markdown(result: dict) -> str:
     out += ["`above floor`: MAE minus the spacing floor of the row's grid (the reference taken "
             "to that grid and back). `vs intensity map`: MAE minus the intensity map's "
             "(negative: better than any per-voxel lookup).", ""]
+    from medxlate.bench.dose import note
+
+    if result.get("dose"):
+        out += [note(result), ""]
     return "\n".join(out)
 
 
 def csv_text(result: dict) -> str:
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    from medxlate.bench.dose import COLUMNS, csv_cells
+
+    dose = bool(result.get("dose"))
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS + (COLUMNS if dose else ()),
+                            lineterminator="\n")
     writer.writeheader()
     for r in [*result["rows"], *result["references"]]:
         b, m = r.get("budget") or {}, r["metrics"]
@@ -142,7 +159,7 @@ def csv_text(result: dict) -> str:
                          "above_floor": "" if r.get("above_floor") is None else
                          f"{r['above_floor']:.6g}", "vs_intensity_map": "" if
                          r.get("vs_intensity_map") is None else f"{r['vs_intensity_map']:.6g}",
-                         "subjects": len(r["subjects"])})
+                         "subjects": len(r["subjects"]), **(csv_cells(r) if dose else {})})
     return buf.getvalue()
 
 

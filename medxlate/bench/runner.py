@@ -105,6 +105,9 @@ class Bench:
             write_json(path, state)
 
     def run(self, entries: list[ModelEntry]) -> dict[str, Any]:
+        from medxlate.bench.dose import add_dose, check_engine
+
+        check_engine(self.spec)           # before any training, not after it
         self._check_workdir()
         self.cohort = prepare_cohort(self.spec.cohort, self.work / "cohort", self.echo)
         rows, self.failed, self.errors = [], [], []
@@ -131,10 +134,12 @@ class Bench:
             grids = dict.fromkeys(tuple(r["grid"]["spacing_mm"]) if r["grid"]["spacing_mm"]
                                   else None for r in rows if r["direction"] == direction)
             refs += [self.floor_row(direction, g) for g in grids]
+        if self.spec.dose is not None:
+            add_dose(self, rows, refs)
         from medxlate.bench.report import compare
 
         return {**compare(self.spec, self.cohort, rows, refs, self.device),
-                "failed": self.failed}
+                "failed": self.failed, "dose": self.spec.dose}
 
     # -- references -------------------------------------------------------------------------
     def _reference(self, direction: str, name: str, predict: Callable[[TestSubject], Path],

@@ -25,7 +25,7 @@ COHORT_KINDS = ("phantom", "dataset", "layout")
 DIRECTIONS = {"mr->ct": ("mr", "ct", "mri2ct"), "ct->mr": ("ct", "mr", "ct2mri")}
 MODEL_KEYS = {"label", "model", "config", "set", "steps", "minutes", "seed", "sampler",
               "sampler_steps", "weights", "direction", "tta"}
-TOP_KEYS = {"name", "direction", "cohort", "models", "device", "bins", "description"}
+TOP_KEYS = {"name", "direction", "cohort", "models", "device", "bins", "description", "dose"}
 COHORT_KEYS = {"phantom", "dataset", "layout", "test", "split", "test_split", "preprocess",
                "region"}
 
@@ -75,6 +75,8 @@ class BenchSpec:
     device: str = "auto"
     bins: int = 64
     description: str = ""
+    #: the checked ``dose`` key (bench.dose.parse_dose), None: no dose columns
+    dose: dict[str, Any] | None = None
 
 
 def shipped_specs() -> list[str]:
@@ -268,7 +270,15 @@ def parse_spec(raw: Any, path: Path) -> BenchSpec:
                      direction=direction, cohort=_cohort(where, raw["cohort"],
                                                          Path(path).resolve().parent),
                      models=entries, device=str(raw.get("device", "auto")), bins=bins,
-                     description=str(raw.get("description", "")))
+                     description=str(raw.get("description", "")), dose=_dose(where, raw))
+
+
+def _dose(where: _Where, raw: dict) -> dict[str, Any] | None:
+    if raw.get("dose") is None:
+        return None
+    from medxlate.bench.dose_spec import parse_dose
+
+    return parse_dose(where, raw["dose"], Path(where.path).resolve().parent)
 
 
 def select(spec: BenchSpec, names: list[str] | None, budget_minutes: float | None,

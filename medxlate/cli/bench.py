@@ -26,6 +26,9 @@ def bench(
         "--device", help="auto, cpu, cuda, cuda:N or mps (default: the spec's).")] = None,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="No training progress (the bench's own lines remain).")] = False,
+    no_dose: Annotated[bool, typer.Option(
+        "--no-dose", help="Skip the spec's dose columns (no dose extra needed, no plans).")
+    ] = False,
 ) -> None:
     """Train, synthesize and score many models on one cohort, beside reference rows.
 
@@ -33,13 +36,19 @@ def bench(
     map and each working grid's spacing floor. Writes WORKDIR/bench.md, bench.json, bench.csv
     and bench-<direction>.png; rerun the same command to resume (docs/bench.md).
 
-    Exit codes: 2 bad spec or option; 3 cohort input missing or invalid; 4 workdir not
-    writable; 5 weights missing or corrupt; 8 some rows failed (each is reported).
+    A spec with a ``dose`` key adds `evaluate --dose` columns (gamma, dose MAE, DVH points)
+    for every CT row; ``--no-dose`` skips them (docs/bench.md).
+
+    Exit codes: 2 bad spec or option (or a dose key without the dose extra); 3 cohort input
+    missing or invalid; 4 workdir not writable; 5 weights missing or corrupt; 8 some rows
+    failed (each is reported).
     """
     from medxlate.bench import load_spec, select
     from medxlate.io.guard import Output, refuse_overlaps
 
     loaded = load_spec(spec)
+    if no_dose:
+        loaded.dose = None
     names = [n.strip() for n in models.split(",") if n.strip()] if models else None
     entries = select(loaded, names, budget_minutes, steps)
     others = [Path(loaded.cohort[k]) for k in ("dataset", "layout") if k in loaded.cohort]

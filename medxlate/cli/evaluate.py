@@ -164,8 +164,9 @@ def evaluate(
                        "differences, gamma, DVH points (docs/dose.md).")] = None,
     target: Opt[str | None, typer.Option(
         "--target", help="With --dose: a target mask on the reference grid (a folder of "
-                         "<id>.nii.gz in cohort mode), sphere:X,Y,Z,R (RAS mm) or label:K of "
-                         "the subject's label map.")] = None,
+                         "<id>.nii.gz in cohort mode), RTSTRUCT:ROI (a DICOM RTSTRUCT file, or "
+                         "a folder of <id>.dcm, and an ROI name), sphere:X,Y,Z,R (RAS mm) or "
+                         "label:K of the subject's label map.")] = None,
     prescription: Opt[str, typer.Option(
         "--prescription", help="With --dose: total dose / fractions; the plan is normalised "
                                "to target D50 = total.")] = "60Gy/30fx",
@@ -183,7 +184,8 @@ def evaluate(
     )] = None,
     dose_out: Opt[Path | None, typer.Option(
         "--dose-out", help="With --dose: folder for <id>_dose_ref/_dose_sct/_dose_diff.nii.gz "
-                           "(Gy, on the dose CT grid).")] = None,
+                           "(Gy, on the dose CT grid), and <id>_dose_ref/_dose_sct.dcm RTDOSE "
+                           "when the reference CT is DICOM.")] = None,
     workers: Opt[int, typer.Option(
         "--workers", help="Subjects evaluated in parallel processes.")] = 1,
 ) -> None:
@@ -239,7 +241,7 @@ def evaluate(
                **dose_outputs(dose_cfg, cases)}
     if plots is not None and dose_cfg is not None:
         outputs.update({f"--plots ({c.id} dose)": plots / f"{c.id}_dose.png" for c in cases})
-    target_path = dose_cfg.target if dose_cfg and isinstance(dose_cfg.target, Path) else None
+    target_path = _target_path(dose_cfg)
     _refuse_input_outputs(cases, [pred, ref, mask, labels, source, pairs, target_path,
                                   calibration], outputs, plots)
     for label, path in outputs.items():
@@ -343,10 +345,20 @@ def _report(settings, records, failed, unmatched, summary, gates, gate_fails) ->
     }
 
 
+def _target_path(dose) -> Path | None:
+    """The file or folder a --target reads (a mask or an RTSTRUCT), to keep outputs off it."""
+    if dose is None:
+        return None
+    if isinstance(dose.target, dict):
+        return dose.target.get("path")
+    return dose.target
+
+
 def _dose_settings(dose) -> dict | None:
     if dose is None:
         return None
-    target = dose.target if isinstance(dose.target, dict) else str(dose.target)
+    target = ({k: str(v) if isinstance(v, Path) else v for k, v in dose.target.items()}
+              if isinstance(dose.target, dict) else str(dose.target))
     return {"mode": dose.mode, "prescription_gy": dose.prescription_gy,
             "fractions": dose.fractions, "target": target, "beams_deg": list(dose.beams),
             "dose_grid_mm": dose.dose_grid_mm, "ct_grid_mm": dose.ct_grid_mm,

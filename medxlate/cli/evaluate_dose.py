@@ -67,9 +67,11 @@ def dose_outputs(settings, cases) -> dict[str, Path]:
     if settings is None or settings.out_dir is None:
         return {}
     from medxlate.evaluate.dose.run import dose_paths
+    from medxlate.io.readers import format_of
 
     return {f"--dose-out ({c.id} {k})": p for c in cases
-            for k, p in dose_paths(c.id, settings.out_dir).items()}
+            for k, p in dose_paths(c.id, settings.out_dir,
+                                   format_of(c.ref) == "dicom").items()}
 
 
 def definitions(settings) -> dict[str, str]:

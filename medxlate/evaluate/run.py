@@ -214,6 +214,8 @@ def evaluate_case(case: Case, settings: Settings, plots_dir: Path | None = None,
         metrics, details = evaluate_dose(case.id, data, settings.dose, settings.resample_to_ref,
                                          plots_dir, overwrite)
         record["metrics"].update(metrics)
+        if details.get("warnings"):
+            record["warnings"] = record.get("warnings", []) + details.pop("warnings")
         record["dose"] = details
     if plots_dir is not None:
         from medxlate.evaluate.plots import montage

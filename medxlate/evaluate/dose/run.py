@@ -53,7 +53,8 @@ def evaluate_dose(case_id: str, loaded, s: DoseSettings, resample: bool = False,
     start = time.perf_counter()
     check_hu(loaded.ref.array, "reference", case_id)
     check_hu(loaded.pred.array, "prediction", case_id)
-    target = target_mask(s.target, loaded.ref, case_id, loaded.labels, resample)
+    notes: list[str] = []
+    target = target_mask(s.target, loaded.ref, case_id, loaded.labels, resample, notes)
     check_inside(target, loaded.mask, case_id)
     table = read_table(s.calibration) if s.calibration else default_table()
     grid = engine_grid(loaded.ref, s.ct_grid_mm)
@@ -75,9 +76,11 @@ def evaluate_dose(case_id: str, loaded, s: DoseSettings, resample: bool = False,
                     "dose_grid_mm": s.dose_grid_mm, "ct_grid_mm": list(grid.spacing),
                     "calibration": str(s.calibration) if s.calibration else "matRad default",
                     "target_voxels": int(tgt.sum()), "seconds": seconds})
+    if notes:
+        details["warnings"] = notes
     if s.out_dir is not None:
         details["files"] = _write_doses(case_id, grid, plan.dose, dose_pred, s.out_dir,
-                                        overwrite)
+                                        overwrite, loaded.ref)
     if plots_dir is not None:
         from medxlate.evaluate.dose.plots import dose_figure
 
@@ -89,19 +92,45 @@ def evaluate_dose(case_id: str, loaded, s: DoseSettings, resample: bool = False,
     return metrics, details
 
 
-def dose_paths(case_id: str, out_dir: Path) -> dict[str, Path]:
-    return {k: Path(out_dir) / f"{case_id}_{k}.nii.gz" for k in ("dose_ref", "dose_sct",
-                                                                 "dose_diff")}
+def from_dicom(ref) -> bool:
+    """True when the reference CT was read from DICOM (its doses also go out as RTDOSE)."""
+    return bool((ref.meta.get("dicom") or {}).get("FrameOfReferenceUID"))
 
 
-def _write_doses(case_id, grid, ref, pred, out_dir: Path, overwrite: bool) -> dict[str, str]:
+def dose_paths(case_id: str, out_dir: Path, dicom: bool = False) -> dict[str, Path]:
+    """The --dose-out files of a subject; ``dicom``: also the RTDOSE files."""
+    paths = {k: Path(out_dir) / f"{case_id}_{k}.nii.gz" for k in ("dose_ref", "dose_sct",
+                                                                  "dose_diff")}
+    if dicom:
+        paths.update({f"{k}_rtdose": Path(out_dir) / f"{case_id}_{k}.dcm"
+                      for k in ("dose_ref", "dose_sct")})
+    return paths
+
+
+def _write_doses(case_id, grid, ref, pred, out_dir: Path, overwrite: bool,
+                 reference) -> dict[str, str]:
+    """NIfTI doses (and RTDOSE ones, both naming one plan UID, when the reference CT came
+    from DICOM), all on the dose CT grid."""
+    from pydicom.uid import generate_uid
+
     from medxlate.io import Volume
     from medxlate.io.nifti import write_nifti
+    from medxlate.io.rtdose import write_rtdose
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+    dicom = from_dicom(reference)
+    paths = dose_paths(case_id, out_dir, dicom)
     files = {}
     for key, array in zip(("dose_ref", "dose_sct", "dose_diff"), (ref, pred, pred - ref)):
-        path = dose_paths(case_id, out_dir)[key]
-        write_nifti(Volume(array.astype(np.float32), grid.affine), path, overwrite=overwrite)
-        files[key] = str(path)
+        write_nifti(Volume(array.astype(np.float32), grid.affine), paths[key],
+                    overwrite=overwrite)
+        files[key] = str(paths[key])
+    if dicom:
+        plan_uid = generate_uid()
+        for key, array, what in (("dose_ref", ref, "reference CT"),
+                                 ("dose_sct", pred, "synthetic CT")):
+            path = paths[f"{key}_rtdose"]
+            write_rtdose(Volume(array.astype(np.float32), grid.affine), path, reference,
+                         plan_uid, f"medxlate {case_id}: plan dose on the {what}", overwrite)
+            files[f"{key}_rtdose"] = str(path)
     return files

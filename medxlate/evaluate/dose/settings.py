@@ -7,6 +7,8 @@ Example:
     {'kind': 'sphere', 'center_mm': (0.0, 10.0, -5.0), 'radius_mm': 15.0}
     >>> parse_target("label:6")
     {'kind': 'label', 'label': 6}
+    >>> parse_target("plan/RS.dcm:PTV 60")
+    {'kind': 'rtstruct', 'path': PosixPath('plan/RS.dcm'), 'roi': 'PTV 60'}
     >>> parse_beams("0,72,144,216,288")
     (0.0, 72.0, 144.0, 216.0, 288.0)
 """
@@ -34,8 +36,9 @@ class DoseSettings:
         prescription_gy: total prescribed dose (Gy); the plan is normalised so that the
             target's median dose (D50) equals it.
         fractions: number of fractions (recorded; doses are total doses).
-        target: a mask file, ``{"kind": "sphere", "center_mm", "radius_mm"}`` (RAS mm) or
-            ``{"kind": "label", "label"}`` (a label of the subject's label map).
+        target: a mask file, ``{"kind": "sphere", "center_mm", "radius_mm"}`` (RAS mm),
+            ``{"kind": "label", "label"}`` (a label of the subject's label map) or
+            ``{"kind": "rtstruct", "path", "roi"}`` (an ROI of a DICOM RTSTRUCT).
         beams: gantry angles in degrees (coplanar, couch 0).
         dose_grid_mm: isotropic dose-grid spacing of the engine (coarse for speed).
         ct_grid_mm: isotropic spacing the CTs are resampled to for the engine (only when the
@@ -43,7 +46,8 @@ class DoseSettings:
         bixel_width_mm: beamlet / spot spacing.
         calibration: CSV of HU -> relative electron density (photons) or stopping power ratio
             (protons); None: matRad's default table (calibration.DEFAULT_TABLE).
-        out_dir: folder for dose NIfTI files (None: not written).
+        out_dir: folder for dose NIfTI files, and RTDOSE files when the reference CT came
+            from DICOM (None: not written).
     """
 
     mode: str = "photon"
@@ -74,7 +78,13 @@ def parse_prescription(text: str) -> tuple[float, int]:
 
 
 def parse_target(text: str) -> dict | Path:
-    """``sphere:X,Y,Z,R`` (RAS mm), ``label:K`` or a mask file path."""
+    """``sphere:X,Y,Z,R`` (RAS mm), ``label:K``, ``RTSTRUCT:ROI`` or a mask file path.
+
+    ``RTSTRUCT:ROI`` is a DICOM RTSTRUCT file (or, for a cohort, a folder of ``<id>.dcm``)
+    and the name of one of its ROIs. A text that names an existing file or folder as a whole
+    is a mask; otherwise it is split at the first colon whose left part exists (so ROI names
+    may hold colons), else at the last one.
+    """
     low = text.strip().lower()
     if low.startswith("sphere:"):
         parts = low[7:].split(",")
@@ -90,6 +100,14 @@ def parse_target(text: str) -> dict | Path:
         if not low[6:].strip().isdigit() or int(low[6:]) < 1:
             raise UsageError(f"--target {text!r}: expected label:K with K a label value >= 1")
         return {"kind": "label", "label": int(low[6:])}
+    if ":" in text and not Path(text).exists():
+        cuts = [i for i, ch in enumerate(text) if ch == ":"]
+        cut = next((i for i in cuts if Path(text[:i]).exists()), cuts[-1])
+        path, roi = text[:cut], text[cut + 1:].strip()
+        if not path or not roi:
+            raise UsageError(f"--target {text!r}: expected RTSTRUCT:ROI_NAME, e.g. "
+                             "\"RS.dcm:PTV\"")
+        return {"kind": "rtstruct", "path": Path(path), "roi": roi}
     return Path(text)
 
 
@@ -115,4 +133,5 @@ def check_settings(s: DoseSettings) -> None:
             raise UsageError(f"{name} must be between {low:g} and {high:g} mm (got {value:g})")
     if s.target is None:
         raise UsageError("--dose needs a target: --target MASK (a mask on the reference grid), "
-                         "--target sphere:X,Y,Z,R (RAS mm) or --target label:K")
+                         "--target RTSTRUCT:ROI, --target sphere:X,Y,Z,R (RAS mm) or "
+                         "--target label:K")

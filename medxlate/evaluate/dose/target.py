@@ -1,4 +1,5 @@
-"""The target (and body) of a plan on the reference grid: a mask file, a sphere or a label.
+"""The target (and body) of a plan on the reference grid: a mask file, an RTSTRUCT ROI, a
+sphere or a label.
 
 Example:
     >>> import numpy as np
@@ -28,10 +29,37 @@ def sphere_mask(ref: Volume, center_mm, radius_mm: float) -> np.ndarray:
     return (d2 <= radius_mm ** 2).reshape(ref.shape)
 
 
+def rtstruct_file(path: Path, case_id: str) -> Path:
+    """The RTSTRUCT of a subject: ``path`` itself, or ``<id>.dcm`` / ``<id>/`` 's only .dcm
+    in a cohort folder."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    if (path / f"{case_id}.dcm").is_file():
+        return path / f"{case_id}.dcm"
+    inside = sorted((path / case_id).glob("*.dcm")) if (path / case_id).is_dir() else []
+    if len(inside) == 1:
+        return inside[0]
+    raise InputError(f"--target {path}: no RTSTRUCT {case_id}.dcm (or a single .dcm in "
+                     f"{case_id}/)")
+
+
 def target_mask(spec: dict | Path, ref: Volume, case_id: str, labels: np.ndarray | None,
-                resample: bool) -> np.ndarray:
-    """Boolean target on ``ref``'s grid from a --target specification."""
-    if isinstance(spec, dict) and spec["kind"] == "sphere":
+                resample: bool, warnings: list[str] | None = None) -> np.ndarray:
+    """Boolean target on ``ref``'s grid from a --target specification.
+
+    An RTSTRUCT ROI is rasterised onto ``ref``'s grid (io.rtstruct); a note that its frame of
+    reference could not be checked goes to ``warnings``.
+    """
+    if isinstance(spec, dict) and spec["kind"] == "rtstruct":
+        from medxlate.io.rtstruct import read_rtstruct, roi_mask
+
+        mask, notes = roi_mask(read_rtstruct(rtstruct_file(spec["path"], case_id)),
+                               spec["roi"], ref)
+        if warnings is not None:
+            warnings.extend(notes)
+        what = f"RTSTRUCT ROI {spec['roi']!r}"
+    elif isinstance(spec, dict) and spec["kind"] == "sphere":
         mask = sphere_mask(ref, spec["center_mm"], spec["radius_mm"])
         what = f"sphere at {spec['center_mm']} mm, radius {spec['radius_mm']:g} mm"
     elif isinstance(spec, dict):

@@ -122,3 +122,123 @@ def test_dose_options_need_dose(files):
     res = _run(files, files["ref"], "--target", "sphere:0,0,0,15")
     assert res.exit_code == 2
     assert "only apply with --dose" in res.output
+
+
+@pytest.fixture(scope="module")
+def dicom_case(tmp_path_factory):
+    """The cylinder as a DICOM CT series (built with pydicom; LPS storage, so the RAS grid
+    read back is phantoms.grid()) and an RTSTRUCT whose ROI 'PTV' is a 24.2 mm square on
+    the six slices z = -7.5 ... 7.5 mm: 8 x 8 x 6 = 384 voxel centres by hand."""
+    from tests.io.dicom_build import ct_series, polygon, rtstruct
+
+    root = tmp_path_factory.mktemp("dose_dicom")
+    ct, body, _ = phantoms.cylinder()
+    half = phantoms.SPACING * (np.asarray(phantoms.SHAPE) - 1) / 2
+    stored = ct[::-1, ::-1, :].transpose(2, 1, 0)       # (slice, row, column) in LPS order
+    uids = ct_series(root / "ct", stored, origin=(-half[0], -half[1], -half[2]),
+                     row_dir=(1, 0, 0), col_dir=(0, 1, 0),
+                     pixel_mm=(phantoms.SPACING, phantoms.SPACING), slice_mm=phantoms.SPACING)
+    square = [(-12.1, -12.1), (12.1, -12.1), (12.1, 12.1), (-12.1, 12.1)]
+    zs = [-7.5, -4.5, -1.5, 1.5, 4.5, 7.5]
+    rs = rtstruct(root / "rs.dcm", {"BODY": [], "PTV": [polygon(square, z) for z in zs]},
+                  uids["frame"], uids["study"], uids["series"])
+    other = rtstruct(root / "other.dcm", {"PTV": [polygon(square, 0.0)]}, "1.2.826.0.1.5")
+    return {"ct": root / "ct", "rs": rs, "other": other, "uids": uids,
+            "mask": _save(body, root / "body.nii.gz"), "ref_nifti": _save(ct, root / "ct.nii")}
+
+
+def _run_dicom(case, *extra):
+    return runner.invoke(app, ["evaluate", "--pred", str(case["ref_nifti"]), "--ref",
+                               str(case["ct"]), "--mask", str(case["mask"]), "--dose-ct-grid",
+                               "3", "--dose-grid", "5", "--dose", "photon", *map(str, extra)])
+
+
+@needs_engine
+def test_rtstruct_target_and_rtdose_files_match_the_nifti_doses(dicom_case, tmp_path):
+    from tests.io.test_rtdose import read_back
+
+    out, doses = tmp_path / "r.json", tmp_path / "doses"
+    res = _run_dicom(dicom_case, "--target", f"{dicom_case['rs']}:PTV", "--out", out,
+                     "--dose-out", doses)
+    assert res.exit_code == 0, res.output
+    subject = json.loads(out.read_text())["subjects"][0]
+    assert subject["dose"]["target_voxels"] == 384
+    assert "warnings" not in subject
+    plans = set()
+    for key in ("dose_ref", "dose_sct"):
+        nifti = nib.load(str(doses / f"ct_{key}.nii.gz"))
+        gy = np.asarray(nifti.dataobj, np.float64)
+        ds, values, lps = read_back(doses / f"ct_{key}.dcm")
+        ijk = (lps * [-1.0, -1.0, 1.0] - nifti.affine[:3, 3]) @ \
+            np.linalg.inv(nifti.affine[:3, :3]).T
+        assert np.abs(ijk - np.rint(ijk)).max() < 1e-4            # exact geometry
+        i, j, k = np.rint(ijk).astype(int).reshape(-1, 3).T
+        assert len(set(zip(i, j, k))) == gy.size == values.size
+        scaling = float(ds.DoseGridScaling)
+        assert np.abs(values.ravel() - gy[i, j, k]).max() <= scaling / 2 + 1e-6
+        assert gy.max() > 50.0
+        assert ds.FrameOfReferenceUID == dicom_case["uids"]["frame"]
+        assert ds.StudyInstanceUID == dicom_case["uids"]["study"]
+        plans.add(ds.ReferencedRTPlanSequence[0].ReferencedSOPInstanceUID)
+    assert len(plans) == 1                                          # one plan, two doses
+    target = np.zeros(phantoms.SHAPE, bool)
+    target[16:24, 16:24, 7:13] = True      # x, y in (-12.1, 12.1), z -7.5 ... 7.5 (3 mm grid)
+    ref_gy = np.asarray(nib.load(str(doses / "ct_dose_ref.nii.gz")).dataobj)
+    assert np.median(ref_gy[target]) == pytest.approx(60.0, rel=1e-5)
+
+
+@needs_engine
+@pytest.mark.parametrize("roi, words", [
+    ("GTV", "no ROI named 'GTV' (it has 'BODY', 'PTV')"),
+    ("BODY", "has no closed planar contours (it is empty)"),
+    ("other", "is in frame of reference 1.2.826.0.1.5"),
+])
+def test_rtstruct_target_errors_exit_3(dicom_case, tmp_path, roi, words):
+    target = f"{dicom_case['other']}:PTV" if roi == "other" else f"{dicom_case['rs']}:{roi}"
+    res = _run_dicom(dicom_case, "--target", target, "--out", tmp_path / "r.json")
+    assert res.exit_code == 3, res.output
+    assert words in res.output and "Traceback" not in res.output
+    assert not (tmp_path / "r.json").exists()
+
+
+@needs_engine
+def test_real_ct_series_rtstruct_target_and_rtdose(mridir, tmp_path):
+    """The real GE CT (../shared/data): an RTSTRUCT square drawn on 16 of its slices plans,
+    and the RTDOSE files sit in its frame of reference where the NIfTI doses are (read back
+    by SimpleITK/GDCM, an independent reader)."""
+    import pydicom
+    import SimpleITK as sitk
+
+    from medxlate.io.dicom_read import read_dicom
+    from tests.io.dicom_build import polygon, rtstruct
+
+    ct_dir = mridir / "ct"
+    tags = read_dicom(ct_dir).meta["dicom"]
+    zs = sorted(float(pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient[2])
+                for p in ct_dir.glob("*.dcm"))
+    square = [(-10.1, -10.1), (10.1, -10.1), (10.1, 10.1), (-10.1, 10.1)]
+    rs = rtstruct(tmp_path / "rs.dcm", {"PTV": [polygon(square, z) for z in zs[8:24]]},
+                  tags["FrameOfReferenceUID"], tags["StudyInstanceUID"],
+                  tags["SeriesInstanceUID"])
+    out, doses = tmp_path / "r.json", tmp_path / "doses"
+    res = runner.invoke(app, ["evaluate", "--pred", str(ct_dir), "--ref", str(ct_dir),
+                              "--dose", "photon", "--target", f"{rs}:PTV", "--out", str(out),
+                              "--dose-out", str(doses)])
+    assert res.exit_code == 0, res.output
+    metrics = json.loads(out.read_text())["subjects"][0]["metrics"]
+    assert metrics["gamma_2_2"] == 100.0 and metrics["dose_mae_body"] < 1e-9
+    nifti = nib.load(str(doses / "ct_dose_ref.nii.gz"))
+    gy = np.asarray(nifti.dataobj, np.float64)
+    img = sitk.ReadImage(str(doses / "ct_dose_ref.dcm"))
+    ds = pydicom.dcmread(doses / "ct_dose_ref.dcm")
+    assert ds.FrameOfReferenceUID == tags["FrameOfReferenceUID"]
+    assert ds.StudyInstanceUID == tags["StudyInstanceUID"]
+    raw = sitk.GetArrayFromImage(img).astype(np.float64) * float(ds.DoseGridScaling)
+    corner = np.asarray(img.TransformIndexToPhysicalPoint((0, 0, 0))) * [-1.0, -1.0, 1.0]
+    ijk = np.linalg.solve(nifti.affine[:3, :3], corner - nifti.affine[:3, 3])
+    assert np.allclose(ijk, [gy.shape[0] - 1, gy.shape[1] - 1, 0], atol=1e-4)  # LPS order
+    assert np.allclose(img.GetSpacing(), np.linalg.norm(nifti.affine[:3, :3], axis=0))
+    assert np.allclose(img.GetDirection(), np.eye(3).ravel())
+    lps_ordered = gy[::-1, ::-1, :].transpose(2, 1, 0)
+    assert np.abs(raw - lps_ordered).max() <= float(ds.DoseGridScaling) / 2 + 1e-9
+

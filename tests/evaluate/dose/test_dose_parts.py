@@ -1,6 +1,7 @@
 """The dose evaluation's own parts, checked against hand values (no dose engine needed)."""
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -31,6 +32,19 @@ def test_bad_prescription(text):
 def test_bad_target(text):
     with pytest.raises(UsageError, match="--target"):
         parse_target(text)
+
+
+def test_rtstruct_target_syntax(tmp_path):
+    rs = tmp_path / "RS:1.dcm"     # a colon in the file name: the split follows the file
+    rs.write_bytes(b"")
+    assert parse_target(f"{rs}:PTV:boost") == {"kind": "rtstruct", "path": rs,
+                                               "roi": "PTV:boost"}
+    assert parse_target("missing.dcm:GTV") == {"kind": "rtstruct",
+                                               "path": Path("missing.dcm"), "roi": "GTV"}
+    assert parse_target(str(rs)) == rs                 # an existing path as a whole: a mask
+    for text in ("RS.dcm:", ":PTV"):
+        with pytest.raises(UsageError, match="RTSTRUCT:ROI_NAME"):
+            parse_target(text)
 
 
 @pytest.mark.parametrize("text", ["", "0,0", "360", "-10,90", "a,b"])
@@ -125,3 +139,20 @@ def test_target_inside_the_body():
     body[:10] = False  # half the target leaves the body
     with pytest.raises(InputError, match="outside the body"):
         check_inside(target, body, "s")
+
+
+def test_rtstruct_of_each_cohort_subject(tmp_path):
+    from medxlate.evaluate.dose.target import rtstruct_file
+
+    (tmp_path / "s1.dcm").write_bytes(b"")
+    (tmp_path / "s2").mkdir()
+    (tmp_path / "s2" / "RS.1.2.3.dcm").write_bytes(b"")
+    (tmp_path / "s3").mkdir()
+    for name in ("a.dcm", "b.dcm"):
+        (tmp_path / "s3" / name).write_bytes(b"")
+    assert rtstruct_file(tmp_path, "s1") == tmp_path / "s1.dcm"
+    assert rtstruct_file(tmp_path, "s2") == tmp_path / "s2" / "RS.1.2.3.dcm"
+    assert rtstruct_file(tmp_path / "s1.dcm", "any") == tmp_path / "s1.dcm"   # one file: all
+    for sid in ("s3", "s4"):                     # two candidates, or none: refused
+        with pytest.raises(InputError, match=f"no RTSTRUCT {sid}.dcm"):
+            rtstruct_file(tmp_path, sid)
