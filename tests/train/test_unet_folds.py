@@ -72,3 +72,35 @@ def test_bad_plan_override_one_line_exit_2(tmp_path, setting, words):
     lines = [line for line in result.output.splitlines() if line.strip()]
     assert len(lines) == 1 and words in lines[0] and "Traceback" not in result.output
     assert not (tmp_path / "run").exists()
+
+
+def test_unet_weights_fine_tune_into_the_any_contrast_model(tmp_path):
+    """unet-2.5d weights start a unet-2.5d-any run (same family, same networks); with lr 0
+    the result holds exactly the tensors read from the starting file."""
+    import torch
+
+    from medxlate.weights import load_checkpoint
+
+    root = make_dataset(tmp_path / "ds", splits=("train",) * 5 + ("val",))
+    base = tmp_path / "base"
+    ok = CliRunner().invoke(app, ["train", "--model", "unet-2.5d", "--data", str(root),
+                                  "--out", str(base), *TINY])
+    assert ok.exit_code == 0, ok.output
+    src = base / "model.safetensors"
+    # the constructed dataset has no tissue labels, so the profile is switched off here
+    ft = CliRunner().invoke(app, ["train", "--model", "unet-2.5d-any", "--data", str(root),
+                                  "--out", str(tmp_path / "ft"), *TINY,
+                                  "--set", "augment.profile=none", "--set", "lr=0",
+                                  "--set", f"init_weights={src}"])
+    assert ft.exit_code == 0, ft.output
+    before, _ = load_checkpoint(src)
+    after, meta = load_checkpoint(tmp_path / "ft" / "model.safetensors")
+    assert meta.model == "unet-2.5d-any"
+    assert before.keys() == after.keys()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    # another family's checkpoint is still refused, with one line and exit 2
+    bad = CliRunner().invoke(app, ["train", "--model", "pix2pix", "--data", str(root),
+                                   "--out", str(tmp_path / "bad"), "--device", "cpu",
+                                   "--steps", "1", "--quiet", "--set", "slice_size=[16,16]",
+                                   "--set", f"init_weights={src}"])
+    assert bad.exit_code == 2 and "a unet-2.5d checkpoint, not pix2pix" in bad.output

@@ -94,6 +94,12 @@ _REFERENCE = ("Isensee et al., nnU-Net Revisited: A Call for Rigorous Validation
               "Image Segmentation, MICCAI 2024 (ResEnc-L); SynthRAD 2025 task 1 winning "
               "entries; network: MONAI DynUNet")
 
+# The same 2.5D networks trained for any MR contrast: every training source drawn anew from the
+# dataset's tissue labels (``augment.profile=any-contrast``, docs/any-contrast.md), the CT
+# target exact. Its weights record ``"contrasts": ["any"]`` for the input guard.
+CONFIGS_25D_ANY = {name: {**cfg, "augment": {"profile": "any-contrast"}}
+                   for name, cfg in CONFIGS_25D.items()}
+
 SPECS = [
     ModelSpec(
         name="unet-3d",
@@ -125,6 +131,23 @@ SPECS = [
         weights="unet-2.5d-demo.safetensors",
         default_config="demo",
         reference=_REFERENCE,
+        extra={"planned": True, "fully_convolutional": True},
+    ),
+    ModelSpec(
+        name="unet-2.5d-any",
+        family="unet",
+        description="unet-2.5d trained for any MR contrast (T1w, T2w, PDw, FLAIR, thick "
+                    "slices, bias, noise): the any-contrast augmentation profile",
+        directions=("mri2ct",),
+        spatial_dims="2.5d",
+        configs=CONFIGS_25D_ANY,
+        default_sampler="one-shot",
+        samplers=("one-shot",),
+        entry="medxlate.models.unet.family:FAMILY",
+        weights="unet-2.5d-any-demo.safetensors",
+        default_config="demo",
+        reference=_REFERENCE + "; contrast randomisation after Billot et al., SynthSeg, "
+                  "Medical Image Analysis 2023",
         extra={"planned": True, "fully_convolutional": True},
     ),
 ]
