@@ -26,6 +26,9 @@ def bench(
         "--device", help="auto, cpu, cuda, cuda:N or mps (default: the spec's).")] = None,
     quiet: Annotated[bool, typer.Option(
         "--quiet", "-q", help="No training progress (the bench's own lines remain).")] = False,
+    labels: Annotated[Path | None, typer.Option(
+        "--labels", help="Label-map folder of a real-anatomy spec (replaces its "
+                         "cohort.phantom.labels).")] = None,
 ) -> None:
     """Train, synthesize and score many models on one cohort, beside reference rows.
 
@@ -33,13 +36,17 @@ def bench(
     map and each working grid's spacing floor. Writes WORKDIR/bench.md, bench.json, bench.csv
     and bench-<direction>.png; rerun the same command to resume (docs/bench.md).
 
-    Exit codes: 2 bad spec or option; 3 cohort input missing or invalid; 4 workdir not
-    writable; 5 weights missing or corrupt; 8 some rows failed (each is reported).
+    Exit codes: 2 bad spec or option; 3 cohort input missing or invalid (e.g. no label-map
+    folder); 4 workdir not writable; 5 weights missing or corrupt; 8 some rows failed (each
+    is reported).
     """
     from medxlate.bench import load_spec, select
+    from medxlate.bench.spec import with_labels
     from medxlate.io.guard import Output, refuse_overlaps
 
     loaded = load_spec(spec)
+    if labels is not None:
+        loaded = with_labels(loaded, labels)
     names = [n.strip() for n in models.split(",") if n.strip()] if models else None
     entries = select(loaded, names, budget_minutes, steps)
     others = [Path(loaded.cohort[k]) for k in ("dataset", "layout") if k in loaded.cohort]
