@@ -119,9 +119,10 @@ def markdown_table(result: dict, direction: str, contrast: str | None = None) ->
              "|---|---|---|---|---|---|---|---|" + "---|" * (3 if anatomy else 0) + "---|---|"]
     for r in rows:
         m = r["metrics"]
+        psnr = "inf" if m["psnr"] is None else f"{m['psnr']:.2f}"
         lines.append(f"| {r['label']} | {grid_label(r['grid']['spacing_mm'])} | {_budget(r)} "
                      f"| {_sampler(r)} | {r['seconds_per_volume']:.1f} "
-                     f"| {_num(m['mae'], direction)} | {m['psnr']:.2f} | {m['ssim']:.3f} "
+                     f"| {_num(m['mae'], direction)} | {psnr} | {m['ssim']:.3f} "
                      f"|{_anatomy(m) if anatomy else ''} "
                      f"{_num(r['above_floor'], direction, True)} "
                      f"| {_num(r['vs_intensity_map'], direction, True)} |")
