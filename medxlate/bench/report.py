@@ -14,13 +14,13 @@ from typing import Any
 
 from medxlate.bench.records import clean, grid_label, write_json
 from medxlate.bench.spec import DIRECTIONS
+from medxlate.evaluate.anatomy import NAMES as ANATOMY
 from medxlate.io.atomic import atomic_path
 
 CSV_COLUMNS = ("direction", "contrast", "kind", "label", "model", "grid", "steps", "minutes",
                "device", "train_subjects", "sampler", "seconds_per_volume", "mae", "me", "psnr",
                "ssim", "bone_dice_300", "brain_over_300_pct", "air_mae", "above_floor",
                "vs_intensity_map", "subjects")
-ANATOMY = ("bone_dice_300", "brain_over_300_pct", "air_mae")
 
 
 def floor_label(spacing) -> str:

@@ -28,10 +28,10 @@ from medxlate.bench.cohort import Cohort, TestSubject, check_cohort, prepare_coh
 from medxlate.bench.records import clean, grid_label, write_json
 from medxlate.bench.spec import DIRECTIONS, BenchSpec, ModelEntry
 from medxlate.errors import MedxlateError, OutputError, PartialFailure, UsageError
+# the anatomy figures, for subjects with a label map (real anatomy, MR -> CT)
+from medxlate.evaluate.anatomy import NAMES as ANATOMY
 
 METRICS = ("mae", "me", "psnr", "ssim")
-#: medxlate.evaluate.anatomy's figures, for subjects with a label map (real anatomy, MR -> CT).
-ANATOMY = ("bone_dice_300", "brain_over_300_pct", "air_mae")
 
 
 def _default_train(*args, **kwargs):

@@ -50,6 +50,8 @@ def bench(
     names = [n.strip() for n in models.split(",") if n.strip()] if models else None
     entries = select(loaded, names, budget_minutes, steps)
     others = [Path(loaded.cohort[k]) for k in ("dataset", "layout") if k in loaded.cohort]
+    if (loaded.cohort.get("phantom") or {}).get("labels"):    # the label maps are inputs
+        others.append(Path(loaded.cohort["phantom"]["labels"]))
     refuse_overlaps(others=others, outputs=[Output("--workdir", workdir)])
     from medxlate.bench.runner import run_bench
 
