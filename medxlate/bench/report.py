@@ -48,7 +48,8 @@ def compare(spec, cohort, rows: list[dict], refs: list[dict], device: str) -> di
 
     return clean({"spec": spec.name, "spec_path": str(spec.path),
                   "description": spec.description, "cohort": cohort.description,
-                  "test_subjects": [t.id for t in cohort.tests], "device": device,
+                  "test_subjects": list(dict.fromkeys(t.id for t in cohort.tests)),
+                  "device": device,
                   "threads": os.environ.get("OMP_NUM_THREADS", "default"),
                   "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s)",
                   "medxlate": __version__,

@@ -74,6 +74,7 @@ def test_real_anatomy_bench_scores_each_contrast_with_its_own_references(tmp_pat
         rows = list(csv.DictReader((work / "cohort" / f"train-{c}.csv").open()))
         assert [Path(r["mr"]).name for r in rows] == [f"mr_{c}.nii.gz"]
 
+    assert result["test_subjects"] == ["head-000"]        # once, whatever the contrasts
     rows = {r["contrast"]: r for r in result["rows"]}
     assert set(rows) == {"t1", "t2"}
     for row in rows.values():                           # the exact 'model': perfect figures
