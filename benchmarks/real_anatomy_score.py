@@ -22,6 +22,8 @@ between its 0.5 and 99.5 percentiles in the body; the best voxel-wise lookup).
         --model syndiff --model new=syndiff:runs/ft/model.safetensors
 
 Prints one JSON object per (row, subject, contrast) and per (row, contrast), then a table.
+`medxlate bench --spec real-anatomy` computes the same figures (medxlate.evaluate.anatomy)
+inside the bench, beside its own reference rows (docs/bench.md).
 """
 
 from __future__ import annotations
@@ -70,14 +72,14 @@ def fit_references(cohort: Path, contrast: str) -> dict:
 
 
 def metrics(pred: np.ndarray, ref: np.ndarray, mask: np.ndarray, source: np.ndarray) -> dict:
-    err = np.abs(pred - ref)
-    bone_p, bone_r = (pred > 300) & mask, (ref > 300) & mask
-    brain = (source >= 2) & (source <= 60)
-    air = (ref < -400) & mask
-    return {"mae": float(err[mask].mean()),
-            "dice_bone": float(2 * (bone_p & bone_r).sum() / max(bone_p.sum() + bone_r.sum(), 1)),
-            "brain_above_300_pct": float(100 * (pred[brain] > 300).mean()),
-            "air_mae": float(err[air].mean()) if air.any() else float("nan")}
+    """MAE in the mask and the anatomy figures of medxlate.evaluate.anatomy (also the bench's)."""
+    from medxlate.evaluate.anatomy import anatomy_metrics
+
+    figures = anatomy_metrics(pred, ref, mask, source)
+    return {"mae": float(np.abs(pred - ref)[mask].mean()),
+            "dice_bone": figures["bone_dice_300"],
+            "brain_above_300_pct": figures["brain_over_300_pct"],
+            "air_mae": figures["air_mae"]}
 
 
 def synthesize(model: dict, mr: Path, out: Path) -> float:

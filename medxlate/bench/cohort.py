@@ -6,6 +6,9 @@ Three kinds (``cohort:`` in the spec):
   the phantom resampled onto the MR grid through its true transform (no registration), and
   held-out phantoms of another seed; each held-out subject is scored on its own MR grid
   against ``ct_on_mr.nii.gz`` inside ``mask.nii.gz`` (as benchmarks/results_table.py did).
+  With ``labels`` the phantoms are real anatomy (medxlate.bench.phantoms): training subjects
+  from the training maps, held-out ones from the held-out maps; with several test contrasts
+  each contrast gets its own training dataset (W/cohort/dataset-t1, -t2) for the reference rows.
 - ``dataset``: a folder written by ``medxlate preprocess``: train on its train split, score
   its ``test_split`` subjects (default ``test``) on the dataset grid.
 - ``layout``: a SynthRAD-layout folder (``<id>/mr.*``, ``ct.*``, ``mask.*``; pairs already
@@ -37,6 +40,8 @@ class TestSubject:
     mr: Path
     ct: Path
     mask: Path | None
+    contrast: str | None = None      # the MR's contrast (t1, t2) when a cohort has several
+    labels: Path | None = None       # the label map's own labels on the MR grid (real anatomy)
 
     def files(self, direction: str) -> tuple[Path, Path]:
         """(input, reference) for ``mr->ct`` or ``ct->mr``."""
@@ -45,9 +50,31 @@ class TestSubject:
 
 @dataclass
 class Cohort:
+    """``dataset``: what models train on; ``references``: the training dataset of each test
+    contrast, for the reference rows (default: ``dataset``)."""
+
     dataset: Path
     tests: list[TestSubject]
     description: str
+    references: dict[str | None, Path] | None = None
+
+    @property
+    def contrasts(self) -> list[str | None]:
+        return list(dict.fromkeys(t.contrast for t in self.tests))
+
+    def tests_of(self, contrast: str | None) -> list[TestSubject]:
+        return [t for t in self.tests if t.contrast == contrast]
+
+    def reference_dataset(self, contrast: str | None) -> Path:
+        return (self.references or {}).get(contrast, self.dataset)
+
+
+def check_cohort(cohort: dict) -> None:
+    """Inputs a cohort reads that must exist before a bench writes anything (exit 3)."""
+    if cohort["kind"] == "phantom" and cohort["phantom"].get("labels") is not None:
+        from medxlate.bench.phantoms import check_labels
+
+        check_labels(cohort["phantom"])
 
 
 def prepare_cohort(cohort: dict, folder: Path, echo=print) -> Cohort:
@@ -113,55 +140,57 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         tmp.write_text(buf.getvalue())
 
 
-def _phantoms(folder: Path, config, seed: int, indices: list[int]) -> list[Path]:
-    from medxlate.phantom import make_subject, subject_id
-    from medxlate.phantom.cohort import write_subject
-
-    out = []
-    for index in indices:
-        sub = folder / subject_id(config.region, index)
-        if not (sub / "truth.json").is_file():     # write_subject is atomic: all or nothing
-            write_subject(make_subject(config, seed, index), sub)
-        out.append(sub)
-    return out
-
-
-def _phantom_config(ph: dict):
-    from medxlate.phantom import PhantomConfig
-    from medxlate.phantom.subject import check_config
-
-    config = PhantomConfig(region=ph.get("region", "brain"),
-                           size=tuple(ph["size"]) if ph.get("size") else None,
-                           spacing=tuple(ph["spacing"]) if ph.get("spacing") else None)
-    check_config(config)
-    return config
-
-
 def _phantom(cohort: dict, folder: Path, echo) -> Cohort:
+    from medxlate.bench import phantoms as P
+
     ph, test = cohort["phantom"], cohort["test"]
-    config = _phantom_config(ph)
-    n_train, n_val = int(ph["train"]), int(ph.get("val", 0))
-    dataset = folder / "dataset"
-    if not (dataset / "dataset.json").is_file():
-        echo(f"bench: generating {n_train + n_val} training phantom(s), seed {ph.get('seed', 0)}")
-        subs = _phantoms(folder / "train", config, int(ph.get("seed", 0)),
-                         list(range(n_train + n_val)))
-        rows = [{"id": s.name, "mr": str(s.resolve() / "mr.nii.gz"),
+    real = P.is_real_anatomy(ph)
+    if real:
+        P.check_labels(ph)
+    train_contrast, test_contrasts = P.contrasts(cohort)
+    wanted = tuple(dict.fromkeys([train_contrast, *test_contrasts]))
+    n_train, n_val, seed = int(ph["train"]), int(ph.get("val", 0)), int(ph.get("seed", 0))
+    config = P.make_config(ph, "train", wanted, ph)
+    region = "brain" if real else config.region          # preprocess's preset for heads
+    datasets: dict[str | None, Path] = {}
+    for contrast in wanted:     # one dataset per contrast, of the same training subjects
+        dataset = folder / ("dataset" if contrast is None else f"dataset-{contrast}")
+        datasets[contrast] = dataset
+        if (dataset / "dataset.json").is_file():
+            continue
+        echo(f"bench: generating {n_train + n_val} training phantom(s), seed {seed}"
+             + (" (training label maps)" if real else ""))
+        subs = P.generate(folder / "train", config, seed, list(range(n_train + n_val)))
+        rows = [{"id": s.name, "mr": str(P.mr_file(s.resolve(), contrast)),
                  "ct": str(s.resolve() / "ct_on_mr.nii.gz"),
                  "mask": str(s.resolve() / "mask.nii.gz"),
                  "split": "train" if i < n_train else "val"}
                 for i, s in enumerate(subs)]
-        _write_csv(folder / "train.csv", rows)
-        _preprocess(folder / "train.csv", dataset, cohort, config.region, echo)
-    test_config = _phantom_config({**ph, **{k: v for k, v in test.items()
-                                           if k in ("spacing", "size")}})
+        csv_path = folder / ("train.csv" if contrast is None else f"train-{contrast}.csv")
+        _write_csv(csv_path, rows)
+        _preprocess(csv_path, dataset, cohort, region, echo)
+    test_config = P.make_config(ph, "held-out", test_contrasts,
+                                {k: v for k, v in {**ph, **test}.items()
+                                 if k in ("spacing", "size")})
     echo(f"bench: held-out phantoms seed {test.get('seed', 0)}, subjects {test['subjects']}")
-    subs = _phantoms(folder / "test", test_config, int(test.get("seed", 0)), test["subjects"])
-    tests = [TestSubject(s.name, s / "mr.nii.gz", s / "ct_on_mr.nii.gz", s / "mask.nii.gz")
-             for s in subs]
-    return Cohort(dataset, tests, f"phantoms ({config.region}): train seed "
-                  f"{ph.get('seed', 0)} x {n_train} (+{n_val} val), held out seed "
-                  f"{test.get('seed', 0)} subjects {test['subjects']}, scored on each MR grid")
+    subs = P.generate(folder / "test", test_config, int(test.get("seed", 0)), test["subjects"])
+    tests = [TestSubject(s.name, P.mr_file(s, c), s / "ct_on_mr.nii.gz", s / "mask.nii.gz",
+                         contrast=c, labels=(s / "labels_source.nii.gz"
+                                             if (s / "labels_source.nii.gz").is_file() else None))
+             for c in test_contrasts for s in subs]
+    shown = ", ".join(f"{c.upper()}w" for c in test_contrasts if c)
+    scored = f"{shown} input(s), " if shown else ""
+    if real:
+        train_maps, held_maps = P.map_names(ph, "train"), P.map_names(ph, "held-out")
+        what = (f"real anatomy ({ph['labels']}, scheme {ph.get('scheme', 'synthseg')}): train "
+                f"seed {seed} x {n_train} (+{n_val} val) from the {len(train_maps)} training "
+                f"maps {train_maps[0]}..{train_maps[-1]}, held out seed {test.get('seed', 0)} "
+                f"subjects {test['subjects']} from the held-out maps {', '.join(held_maps)}")
+    else:
+        what = (f"phantoms ({config.region}): train seed {seed} x {n_train} (+{n_val} val), "
+                f"held out seed {test.get('seed', 0)} subjects {test['subjects']}")
+    return Cohort(datasets[train_contrast], tests, f"{what}, {scored}scored on each MR grid",
+                  references=datasets)
 
 
 def _layout(cohort: dict, folder: Path, echo) -> Cohort:

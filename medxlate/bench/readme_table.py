@@ -22,7 +22,7 @@ BLOCK = re.compile(r"(<!-- bench:begin(?P<direction>(?:(?!-->).)*?)-->)(?P<body>
 
 
 def block_text(result: dict, direction: str | None) -> str:
-    from medxlate.bench.report import markdown_table
+    from medxlate.bench.report import group_title, groups, markdown_table
 
     directions = list(dict.fromkeys(r["direction"] for r in result["rows"]))
     if direction:
@@ -34,9 +34,10 @@ def block_text(result: dict, direction: str | None) -> str:
              f"({result['created']}; {result['cohort']}; device {result['device']}, "
              f"OMP_NUM_THREADS={result['threads']}, {result['machine']}). Do not edit by hand: "
              "`python -m medxlate.bench.readme_table W/bench.json README.md` rewrites it."]
-    for d in directions:
-        title = [f"**{d}**"] if len(directions) > 1 else []
-        parts += [*title, markdown_table(result, d)]
+    tables = [g for g in groups(result) if g[0] in directions]
+    for d, contrast in tables:
+        title = [f"**{group_title(d, contrast)}**"] if len(tables) > 1 else []
+        parts += [*title, markdown_table(result, d, contrast)]
     return "\n\n".join(parts)
 
 

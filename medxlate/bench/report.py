@@ -14,11 +14,13 @@ from typing import Any
 
 from medxlate.bench.records import clean, grid_label, write_json
 from medxlate.bench.spec import DIRECTIONS
+from medxlate.evaluate.anatomy import NAMES as ANATOMY
 from medxlate.io.atomic import atomic_path
 
-CSV_COLUMNS = ("direction", "kind", "label", "model", "grid", "steps", "minutes", "device",
-               "train_subjects", "sampler", "seconds_per_volume", "mae", "me", "psnr", "ssim",
-               "above_floor", "vs_intensity_map", "subjects")
+CSV_COLUMNS = ("direction", "contrast", "kind", "label", "model", "grid", "steps", "minutes",
+               "device", "train_subjects", "sampler", "seconds_per_volume", "mae", "me", "psnr",
+               "ssim", "bone_dice_300", "brain_over_300_pct", "air_mae", "above_floor",
+               "vs_intensity_map", "subjects")
 
 
 def floor_label(spacing) -> str:
@@ -28,11 +30,12 @@ def floor_label(spacing) -> str:
 def compare(spec, cohort, rows: list[dict], refs: list[dict], device: str) -> dict[str, Any]:
     """The bench result: rows with ``above_floor`` and ``vs_intensity_map`` (MAE differences;
     negative ``vs_intensity_map`` = better than the map)."""
-    by = {(r["direction"], r["label"]): r for r in refs}
+    by = {(r["direction"], r.get("contrast"), r["label"]): r for r in refs}
     for row in rows:
         spacing = row["grid"]["spacing_mm"]
-        floor = by.get((row["direction"], floor_label(spacing)))
-        imap = by.get((row["direction"], "intensity-map"))
+        group = (row["direction"], row.get("contrast"))
+        floor = by.get((*group, floor_label(spacing)))
+        imap = by.get((*group, "intensity-map"))
         mae = row["metrics"]["mae"]
         row["above_floor"] = mae - floor["metrics"]["mae"] if floor else None
         row["vs_intensity_map"] = mae - imap["metrics"]["mae"] if imap else None
@@ -45,7 +48,8 @@ def compare(spec, cohort, rows: list[dict], refs: list[dict], device: str) -> di
 
     return clean({"spec": spec.name, "spec_path": str(spec.path),
                   "description": spec.description, "cohort": cohort.description,
-                  "test_subjects": [t.id for t in cohort.tests], "device": device,
+                  "test_subjects": list(dict.fromkeys(t.id for t in cohort.tests)),
+                  "device": device,
                   "threads": os.environ.get("OMP_NUM_THREADS", "default"),
                   "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s)",
                   "medxlate": __version__,
@@ -83,8 +87,26 @@ def _budget(row: dict) -> str:
                    row["entry"]["weights"] == "shipped" else " (given weights)")
 
 
-def markdown_table(result: dict, direction: str) -> str:
-    """The table of one direction: model rows, then the reference rows."""
+def groups(result: dict) -> list[tuple[str, str | None]]:
+    """(direction, contrast) of the tables, in the rows' order (contrast None: one MR)."""
+    return list(dict.fromkeys((r["direction"], r.get("contrast")) for r in result["rows"]))
+
+
+def group_title(direction: str, contrast: str | None) -> str:
+    return direction if contrast is None else f"{direction}, {contrast.upper()}w MR"
+
+
+def _anatomy(m: dict) -> str:
+    """The anatomy cells: Dice > 300 HU, brain > 300 HU (%), MAE in air (HU)."""
+    cells = [m.get("bone_dice_300"), m.get("brain_over_300_pct"), m.get("air_mae")]
+    digits = (3, 2, 1)
+    return "".join(f" {'-' if v is None else f'{v:.{d}f}'} |" for v, d in zip(cells, digits))
+
+
+def markdown_table(result: dict, direction: str, contrast: str | None = None) -> str:
+    """The table of one direction (and MR contrast): model rows, then the reference rows.
+    Rows scored on label maps get three more columns (medxlate.evaluate.anatomy), and a spec
+    with a dose key its dose columns (medxlate.bench.dose)."""
     from medxlate.bench.dose import header_cells, row_cells
 
     unit = _unit(direction)
@@ -93,27 +115,33 @@ def markdown_table(result: dict, direction: str) -> str:
     def cells(row: dict) -> str:      # the dose columns, when the spec has a dose key
         return "".join(f" {c} |" for c in row_cells(result, row))
 
+    def mine(r: dict) -> bool:
+        return r["direction"] == direction and r.get("contrast") == contrast
+
+    rows = [r for r in result["rows"] if mine(r)]
+    refs = [r for r in result["references"] if mine(r)]
+    anatomy = any(k in r["metrics"] for r in rows + refs for k in ANATOMY)
+    more = " Dice > 300 HU | brain > 300 HU (%) | MAE in air (HU) |" if anatomy else ""
     lines = [f"| row | grid | budget | sampler | s / volume | MAE ({unit}) | PSNR (dB) | SSIM "
-             "| above floor | vs intensity map |" + "".join(f" {h} |" for h in extra),
-             "|---|---|---|---|---|---|---|---|---|---|" + "---|" * len(extra)]
-    for r in result["rows"]:
-        if r["direction"] != direction:
-            continue
+             f"|{more} above floor | vs intensity map |" + "".join(f" {h} |" for h in extra),
+             "|---|---|---|---|---|---|---|---|" + "---|" * (3 if anatomy else 0) + "---|---|"
+             + "---|" * len(extra)]
+    for r in rows:
         m = r["metrics"]
+        psnr = "inf" if m["psnr"] is None else f"{m['psnr']:.2f}"
         lines.append(f"| {r['label']} | {grid_label(r['grid']['spacing_mm'])} | {_budget(r)} "
                      f"| {_sampler(r)} | {r['seconds_per_volume']:.1f} "
-                     f"| {_num(m['mae'], direction)} | {m['psnr']:.2f} | {m['ssim']:.3f} "
-                     f"| {_num(r['above_floor'], direction, True)} "
+                     f"| {_num(m['mae'], direction)} | {psnr} | {m['ssim']:.3f} "
+                     f"|{_anatomy(m) if anatomy else ''} "
+                     f"{_num(r['above_floor'], direction, True)} "
                      f"| {_num(r['vs_intensity_map'], direction, True)} |" + cells(r))
-    for r in result["references"]:
-        if r["direction"] != direction:
-            continue
+    for r in refs:
         m = r["metrics"]
         psnr = "inf" if m["psnr"] is None else f"{m['psnr']:.2f}"
         grid = grid_label(r["grid"]["spacing_mm"]) if r["grid"]["spacing_mm"] else "input grid"
         lines.append(f"| reference: {r['label']} ({r['what']}) | {grid} | {_budget(r)} | - | - "
-                     f"| {_num(m['mae'], direction)} | {psnr} | {m['ssim']:.3f} | - | - |"
-                     + cells(r))
+                     f"| {_num(m['mae'], direction)} | {psnr} | {m['ssim']:.3f} "
+                     f"|{_anatomy(m) if anatomy else ''} - | - |" + cells(r))
     return "\n".join(lines)
 
 
@@ -123,14 +151,21 @@ def markdown(result: dict) -> str:
            f"Means over the held-out subjects, scored by `medxlate evaluate` inside the body "
            f"mask; device {result['device']}, OMP_NUM_THREADS={result['threads']}, "
            f"{result['machine']}; {result['created']}.", ""]
-    for direction in dict.fromkeys(r["direction"] for r in result["rows"]):
-        out += [f"## {direction}", "", markdown_table(result, direction), ""]
+    for direction, contrast in groups(result):
+        out += [f"## {group_title(direction, contrast)}", "",
+                markdown_table(result, direction, contrast), ""]
     if result.get("failed"):
         out += ["## Failed rows", "", *[f"- {f['label']}: {f['error']}" for f in result["failed"]],
                 ""]
     out += ["`above floor`: MAE minus the spacing floor of the row's grid (the reference taken "
             "to that grid and back). `vs intensity map`: MAE minus the intensity map's "
             "(negative: better than any per-voxel lookup).", ""]
+    if any(k in r["metrics"] for r in result["rows"] + result["references"] for k in ANATOMY):
+        out += ["`Dice > 300 HU`: Dice of the > 300 HU regions (row vs reference CT) in the body "
+                "mask. `brain > 300 HU`: % of the brain (label-map labels 2-60) the row puts "
+                "above 300 HU. `MAE in air`: MAE where the reference CT is below -400 HU in the "
+                "mask (sinuses, airways). Means over the subjects where the region is not "
+                "empty.", ""]
     from medxlate.bench.dose import note
 
     if result.get("dose"):
@@ -148,7 +183,8 @@ def csv_text(result: dict) -> str:
     writer.writeheader()
     for r in [*result["rows"], *result["references"]]:
         b, m = r.get("budget") or {}, r["metrics"]
-        writer.writerow({"direction": r["direction"], "kind": r["kind"], "label": r["label"],
+        writer.writerow({"direction": r["direction"], "contrast": r.get("contrast") or "",
+                         "kind": r["kind"], "label": r["label"],
                          "model": r.get("model", ""), "grid": grid_label(r["grid"]["spacing_mm"]),
                          "steps": b.get("steps", ""), "minutes": b.get("minutes", ""),
                          "device": b.get("device", ""), "train_subjects":
@@ -156,6 +192,7 @@ def csv_text(result: dict) -> str:
                          "model" else "", "seconds_per_volume": r.get("seconds_per_volume", ""),
                          **{k: "" if m[k] is None else f"{m[k]:.6g}" for k in
                             ("mae", "me", "psnr", "ssim")},
+                         **{k: "" if m.get(k) is None else f"{m[k]:.6g}" for k in ANATOMY},
                          "above_floor": "" if r.get("above_floor") is None else
                          f"{r['above_floor']:.6g}", "vs_intensity_map": "" if
                          r.get("vs_intensity_map") is None else f"{r['vs_intensity_map']:.6g}",
@@ -177,14 +214,16 @@ def plot(result: dict, direction: str, path: Path) -> None:
         if minutes is None:
             continue
         ax.scatter([minutes], [r["metrics"]["mae"]], zorder=3)
-        ax.annotate(r["label"], (minutes, r["metrics"]["mae"]), fontsize=7,
+        name = r["label"] + (f" ({r['contrast']})" if r.get("contrast") else "")
+        ax.annotate(name, (minutes, r["metrics"]["mae"]), fontsize=7,
                     xytext=(4, 3), textcoords="offset points")
     styles = {"constant": ":", "intensity-map": "--"}
     for r in result["references"]:
         if r["direction"] == direction:
             ax.axhline(r["metrics"]["mae"], linestyle=styles.get(r["label"], "-."),
                        color="grey", linewidth=1)
-            ax.annotate(r["label"], (0, r["metrics"]["mae"]), fontsize=7, color="grey",
+            name = r["label"] + (f" ({r['contrast']})" if r.get("contrast") else "")
+            ax.annotate(name, (0, r["metrics"]["mae"]), fontsize=7, color="grey",
                         xycoords=("axes fraction", "data"), xytext=(2, 2),
                         textcoords="offset points")
     ax.set_xlabel("training minutes (as recorded in each checkpoint)")

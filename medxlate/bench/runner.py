@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 import shutil
 import time
 from collections.abc import Callable
@@ -23,10 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from medxlate.bench.cohort import Cohort, TestSubject, prepare_cohort
+from medxlate.bench.cohort import Cohort, TestSubject, check_cohort, prepare_cohort
 from medxlate.bench.records import clean, grid_label, write_json
 from medxlate.bench.spec import DIRECTIONS, BenchSpec, ModelEntry
 from medxlate.errors import MedxlateError, OutputError, PartialFailure, UsageError
+# the anatomy figures, for subjects with a label map (real anatomy, MR -> CT)
+from medxlate.evaluate.anatomy import NAMES as ANATOMY
 
 METRICS = ("mae", "me", "psnr", "ssim")
 
@@ -59,18 +62,46 @@ def modality(direction: str) -> str:
 
 
 def score(pred: Path, subject: TestSubject, direction: str) -> dict[str, float]:
-    """`medxlate evaluate`'s metrics of one prediction inside the subject's mask."""
+    """`medxlate evaluate`'s metrics of one prediction inside the subject's mask, and the
+    anatomy figures where the subject has a label map and the target is CT."""
     from medxlate.evaluate.pairs import Case
     from medxlate.evaluate.run import Settings, evaluate_case
 
     _, ref = subject.files(direction)
     record = evaluate_case(Case(subject.id, pred, ref, subject.mask),
                            Settings(modality=modality(direction), device="cpu"))
-    return {k: float(record["metrics"][k]) for k in METRICS}
+    out = {k: float(record["metrics"][k]) for k in METRICS}
+    if direction == "mr->ct" and subject.labels is not None and subject.mask is not None:
+        out.update(anatomy_score(pred, subject))
+    return out
+
+
+def anatomy_score(pred: Path, subject: TestSubject) -> dict[str, float]:
+    """Bone Dice, brain above 300 HU and air MAE (medxlate.evaluate.anatomy) on the MR grid."""
+    from medxlate.evaluate.anatomy import anatomy_metrics
+    from medxlate.io.readers import read_volume
+
+    arrays = [read_volume(pred, modality="CT").array, read_volume(subject.ct, modality="CT").array,
+              read_volume(subject.mask).array, read_volume(subject.labels).array]
+    return anatomy_metrics(*arrays)
+
+
+def _mean(values: list) -> float | None:
+    """Mean of the defined values (a subject without bone or air has none)."""
+    kept = [float(v) for v in values if v is not None and math.isfinite(v)]
+    return float(np.mean(kept)) if kept else None
 
 
 def mean_metrics(cases: list[dict]) -> dict[str, float]:
-    return {k: float(np.mean([c[k] for c in cases])) for k in METRICS}
+    out = {k: float(np.mean([c[k] for c in cases])) for k in METRICS}
+    out.update({k: _mean([c.get(k) for c in cases]) for k in ANATOMY
+                if any(k in c for c in cases)})
+    return out
+
+
+def _tag(contrast: str | None) -> str:
+    """The file-name suffix of a contrast ("" for a single-contrast cohort, as before)."""
+    return "" if contrast is None else f"-{contrast}"
 
 
 class Bench:
@@ -83,13 +114,17 @@ class Bench:
         self.cohort: Cohort | None = None
 
     # -- state ----------------------------------------------------------------------------
-    def finished_row(self, entry: ModelEntry) -> dict[str, Any] | None:
-        """The row of an earlier run of this very entry, if it finished."""
-        done = self.work / "models" / entry.slug / "row.json"
-        if not done.is_file():
-            return None
-        row = json.loads(done.read_text())
-        return row if row["entry"] == clean(entry.record()) else None
+    def finished_rows(self, entry: ModelEntry) -> list[dict[str, Any]]:
+        """The rows (one per test contrast) of an earlier run of this very entry that
+        finished."""
+        rows = []
+        for contrast in self.cohort.contrasts:
+            done = self.work / "models" / entry.slug / f"row{_tag(contrast)}.json"
+            if done.is_file():
+                row = json.loads(done.read_text())
+                if row["entry"] == clean(entry.record()):
+                    rows.append(row)
+        return rows
 
     def _check_workdir(self) -> None:
         if self.work.exists() and not self.work.is_dir():
@@ -108,6 +143,7 @@ class Bench:
         from medxlate.bench.dose import add_dose, check_engine
 
         check_engine(self.spec)           # before any training, not after it
+        check_cohort(self.spec.cohort)          # before anything is written
         self._check_workdir()
         self.cohort = prepare_cohort(self.spec.cohort, self.work / "cohort", self.echo)
         rows, self.failed, self.errors = [], [], []
@@ -115,12 +151,10 @@ class Bench:
         for spec_entry in self.spec.models:      # the spec's order
             entry = chosen.get(spec_entry.slug)
             if entry is None:                     # not asked for: shown when finished before
-                earlier = self.finished_row(spec_entry)
-                if earlier is not None:
-                    rows.append(earlier)
+                rows += self.finished_rows(spec_entry)
                 continue
             try:
-                rows.append(self.model_row(entry))
+                rows += self.model_rows(entry)
             except UsageError:
                 raise                         # the command itself is wrong: stop here
             except MedxlateError as exc:      # e.g. a diverged loss: the other rows go on
@@ -129,11 +163,13 @@ class Bench:
                 self.failed.append({"label": entry.label, "error": str(exc),
                                     "exit_code": exc.exit_code})
         refs = []
-        for direction in dict.fromkeys(r["direction"] for r in rows):
-            refs += self.reference_rows(direction)
+        for direction, contrast in dict.fromkeys((r["direction"], r.get("contrast"))
+                                                 for r in rows):
+            refs += self.reference_rows(direction, contrast)
             grids = dict.fromkeys(tuple(r["grid"]["spacing_mm"]) if r["grid"]["spacing_mm"]
-                                  else None for r in rows if r["direction"] == direction)
-            refs += [self.floor_row(direction, g) for g in grids]
+                                  else None for r in rows if r["direction"] == direction
+                                  and r.get("contrast") == contrast)
+            refs += [self.floor_row(direction, g, contrast) for g in grids]
         if self.spec.dose is not None:
             add_dose(self, rows, refs)
         from medxlate.bench.report import compare
@@ -142,16 +178,18 @@ class Bench:
                 "failed": self.failed, "dose": self.spec.dose}
 
     # -- references -------------------------------------------------------------------------
+    def _folder(self, direction: str, contrast: str | None) -> Path:
+        return self.work / "references" / f"{DIRECTIONS[direction][2]}{_tag(contrast)}"
+
     def _reference(self, direction: str, name: str, predict: Callable[[TestSubject], Path],
-                   extra: dict) -> dict[str, Any]:
-        folder = self.work / "references" / DIRECTIONS[direction][2]
-        done = folder / f"{name}.json"
+                   extra: dict, contrast: str | None = None) -> dict[str, Any]:
+        done = self._folder(direction, contrast) / f"{name}.json"
         if done.is_file():
             return json.loads(done.read_text())
         cases = []
-        for subject in self.cohort.tests:
+        for subject in self.cohort.tests_of(contrast):
             cases.append({"id": subject.id, **score(predict(subject), subject, direction)})
-        row = {"kind": "reference", "label": name, "direction": direction,
+        row = {"kind": "reference", "label": name, "direction": direction, "contrast": contrast,
                "metrics": mean_metrics(cases), "subjects": cases, **extra}
         write_json(done, row)
         return row
@@ -164,27 +202,32 @@ class Bench:
             write_volume(vol.with_array(np.asarray(array, np.float32)), path)
         return path
 
-    def reference_rows(self, direction: str) -> list[dict[str, Any]]:
+    def reference_rows(self, direction: str, contrast: str | None = None
+                       ) -> list[dict[str, Any]]:
+        """Constant and intensity map, fitted on the training subjects of ``contrast``."""
         from medxlate.bench import references as R
         from medxlate.io.readers import read_volume
         from medxlate.preprocess.dataset import load_dataset
 
-        folder = self.work / "references" / DIRECTIONS[direction][2]
+        folder = self._folder(direction, contrast)
+        dataset = self.cohort.reference_dataset(contrast)
         fitted = folder / "fit.json"
         if fitted.is_file():
             fit = json.loads(fitted.read_text())
         else:
-            self.echo(f"bench: fitting the reference rows ({direction}) on the training voxels")
-            x, y = R.training_voxels(self.cohort.dataset, direction)
+            on = f", {contrast.upper()}w" if contrast else ""
+            self.echo(f"bench: fitting the reference rows ({direction}{on}) on the training "
+                      "voxels")
+            x, y = R.training_voxels(dataset, direction)
             imap = R.fit_map(x, y, self.spec.bins)
             fit = {"constant": float(np.median(y)), "map": imap.to_json(),
                    "voxels": int(x.size)}
             write_json(fitted, fit)
         imap = R.IntensityMap(np.asarray(fit["map"]["edges"]), np.asarray(fit["map"]["medians"]))
-        norm = load_dataset(self.cohort.dataset).info["normalisation"]
+        norm = load_dataset(dataset).info["normalisation"]
         tgt = modality(direction)
         background = R.CT_BACKGROUND if tgt == "CT" else 0.0
-        n_train = len(load_dataset(self.cohort.dataset).subjects("train"))
+        n_train = len(load_dataset(dataset).subjects("train"))
 
         def constant(s: TestSubject) -> Path:
             _, ref = s.files(direction)
@@ -204,18 +247,19 @@ class Bench:
         return [
             self._reference(direction, "constant", constant, {
                 "what": f"median training-body target ({fit['constant']:.4g} {unit})",
-                "budget": budget, "grid": {"spacing_mm": None}}),
+                "budget": budget, "grid": {"spacing_mm": None}}, contrast),
             self._reference(direction, "intensity-map", mapped, {
                 "what": f"median target per bin of normalised input ({self.spec.bins} bins)",
-                "budget": budget, "grid": {"spacing_mm": None}, "bins": self.spec.bins}),
+                "budget": budget, "grid": {"spacing_mm": None}, "bins": self.spec.bins},
+                contrast),
         ]
 
-    def floor_row(self, direction: str, spacing) -> dict[str, Any]:
+    def floor_row(self, direction: str, spacing, contrast: str | None = None) -> dict[str, Any]:
         from medxlate.bench import references as R
         from medxlate.io.readers import read_volume
 
         name = f"floor-{grid_label(spacing).replace(' ', '')}"
-        folder = self.work / "references" / DIRECTIONS[direction][2] / name
+        folder = self._folder(direction, contrast) / name
 
         def floor(s: TestSubject) -> Path:
             _, ref = s.files(direction)
@@ -225,30 +269,42 @@ class Bench:
 
         return self._reference(direction, name, floor, {
             "what": f"the reference taken to the {grid_label(spacing)} grid and back",
-            "grid": {"spacing_mm": list(spacing) if spacing else None}})
+            "grid": {"spacing_mm": list(spacing) if spacing else None}}, contrast)
 
     # -- models -----------------------------------------------------------------------------
-    def model_row(self, entry: ModelEntry) -> dict[str, Any]:
+    def model_rows(self, entry: ModelEntry) -> list[dict[str, Any]]:
+        """The entry's rows, one per test contrast (trained once, scored on each)."""
         folder = self.work / "models" / entry.slug
-        done = folder / "row.json"
         record = clean(entry.record())
-        if done.is_file():
-            row = json.loads(done.read_text())
-            if row["entry"] != record:
-                raise UsageError(f"{folder} was run with another entry for {entry.label!r} "
-                                 f"(e.g. another budget); choose another --workdir or move "
-                                 f"{folder} away")
-            self.echo(f"bench: {entry.label}: done before, not rerun")
-            return row
-        weights, trained = self._weights(entry, folder)
+        rows: dict[str | None, dict] = {}
+        for contrast in self.cohort.contrasts:
+            done = folder / f"row{_tag(contrast)}.json"
+            if done.is_file():
+                row = json.loads(done.read_text())
+                if row["entry"] != record:
+                    raise UsageError(f"{folder} was run with another entry for "
+                                     f"{entry.label!r} (e.g. another budget); choose another "
+                                     f"--workdir or move {folder} away")
+                self.echo(f"bench: {entry.label}{_tag(contrast)}: done before, not rerun")
+                rows[contrast] = row
+        todo = [c for c in self.cohort.contrasts if c not in rows]
+        if todo:
+            weights, trained = self._weights(entry, folder)
+            for contrast in todo:
+                rows[contrast] = self._model_row(entry, weights, trained, folder, contrast)
+        return [rows[c] for c in self.cohort.contrasts]
+
+    def _model_row(self, entry: ModelEntry, weights: Path, trained: bool, folder: Path,
+                   contrast: str | None) -> dict[str, Any]:
         from medxlate.weights import read_meta
 
         meta = read_meta(weights)
         extra = meta.extra or {}
         data = meta.data or {}
-        cases = self._synthesize_and_score(entry, weights, folder)
+        cases = self._synthesize_and_score(entry, weights, folder, contrast)
         row = {"kind": "model", "label": entry.label, "model": entry.model,
-               "direction": entry.direction, "entry": record,
+               "direction": entry.direction, "contrast": contrast,
+               "entry": clean(entry.record()),
                "weights": str(weights), "trained_here": trained,
                "grid": {"spacing_mm": data.get("spacing_mm"),
                         "slice_size": meta.config.get("slice_size")},
@@ -261,7 +317,7 @@ class Bench:
                "sampler_steps": entry.sampler_steps,
                "seconds_per_volume": float(np.mean([c["seconds"] for c in cases])),
                "metrics": mean_metrics(cases), "subjects": cases}
-        write_json(done, row)
+        write_json(folder / f"row{_tag(contrast)}.json", row)
         return row
 
     def _weights(self, entry: ModelEntry, folder: Path) -> tuple[Path, bool]:
@@ -300,18 +356,19 @@ class Bench:
                              overrides=overrides, seed=entry.seed, **kwargs)
         return model
 
-    def _synthesize_and_score(self, entry: ModelEntry, weights: Path,
-                              folder: Path) -> list[dict]:
+    def _synthesize_and_score(self, entry: ModelEntry, weights: Path, folder: Path,
+                              contrast: str | None = None) -> list[dict]:
         from medxlate.synth.run import SynthesizeRequest
 
         cases = []
-        for subject in self.cohort.tests:
-            done = folder / "subjects" / f"{subject.id}.json"
+        for subject in self.cohort.tests_of(contrast):
+            name = f"{subject.id}{_tag(contrast)}"
+            done = folder / "subjects" / f"{name}.json"
             if done.is_file():
                 cases.append(json.loads(done.read_text()))
                 continue
             src, _ = subject.files(entry.direction)
-            out = folder / "out" / f"{subject.id}.nii.gz"
+            out = folder / "out" / f"{name}.nii.gz"
             out.parent.mkdir(parents=True, exist_ok=True)
             # Shipped weights go by name, so synthesize checks their sha256 as for users.
             shipped = entry.weights == "shipped"
@@ -326,7 +383,7 @@ class Bench:
             seconds = time.perf_counter() - start
             case = {"id": subject.id, "seconds": round(seconds, 3),
                     **score(out, subject, entry.direction)}
-            self.echo(f"bench: {entry.label}: {subject.id} MAE {case['mae']:.4g} "
+            self.echo(f"bench: {entry.label}: {name} MAE {case['mae']:.4g} "
                       f"({seconds:.1f} s)")
             write_json(done, case)
             cases.append(case)

@@ -13,10 +13,11 @@ Example:
 from __future__ import annotations
 
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from medxlate.bench.phantoms import TEST_CONTRASTS
 from medxlate.errors import InputError, UsageError
 
 SPECS_DIR = Path(__file__).resolve().parent / "specs"
@@ -28,6 +29,11 @@ MODEL_KEYS = {"label", "model", "config", "set", "steps", "minutes", "seed", "sa
 TOP_KEYS = {"name", "direction", "cohort", "models", "device", "bins", "description", "dose"}
 COHORT_KEYS = {"phantom", "dataset", "layout", "test", "split", "test_split", "preprocess",
                "region"}
+PHANTOM_KEYS = {"seed", "train", "val", "region", "spacing", "size", "labels", "scheme",
+                "contrast"}
+TEST_KEYS = {"seed", "subjects", "spacing", "size", "contrast"}
+LABEL_SCHEMES = ("synthseg", "freesurfer", "brainweb")
+TRAIN_CONTRASTS = ("t1", "t2")
 
 
 @dataclass
@@ -170,8 +176,8 @@ def _cohort(where: _Where, raw: Any, base: Path) -> dict[str, Any]:
         ph = cohort["phantom"]
         if not isinstance(ph, dict):
             raise where.fail("cohort.phantom", "expected a mapping (seed, train, val ...)")
-        _unknown(where, "cohort.phantom", ph, {"seed", "train", "val", "region", "spacing",
-                                               "size"})
+        _unknown(where, "cohort.phantom", ph, PHANTOM_KEYS)
+        ph = cohort["phantom"] = _real_anatomy(where, dict(ph))
         _positive_int(where, "cohort.phantom.train", ph.get("train"))
         val = ph.get("val", 0)
         if isinstance(val, bool) or not isinstance(val, int) or val < 0:
@@ -182,6 +188,10 @@ def _cohort(where: _Where, raw: Any, base: Path) -> dict[str, Any]:
         if not isinstance(test, dict) or "subjects" not in test:
             raise where.fail("cohort.test", "a phantom cohort needs test: {seed, subjects} "
                              "(held-out phantoms)")
+        _unknown(where, "cohort.test", test, TEST_KEYS)
+        if "contrast" in test and test["contrast"] not in TEST_CONTRASTS:
+            raise where.fail("cohort.test.contrast", f"expected {', '.join(TEST_CONTRASTS)}, got "
+                             f"{test['contrast']!r}")
         subjects = test["subjects"]
         if isinstance(subjects, int) and not isinstance(subjects, bool):
             subjects = list(range(_positive_int(where, "cohort.test.subjects", subjects)))
@@ -193,10 +203,56 @@ def _cohort(where: _Where, raw: Any, base: Path) -> dict[str, Any]:
         if test.get("seed", 0) == ph.get("seed", 0):
             raise where.fail("cohort.test.seed", "held-out phantoms need another seed than "
                              "the training phantoms")
+        for key, value in (("cohort.phantom", ph), ("cohort.test", test)):
+            for grid in ("spacing", "size"):
+                if value.get(grid) is not None and not (
+                        isinstance(value[grid], list) and len(value[grid]) == 3 and all(
+                            isinstance(v, int | float) and not isinstance(v, bool) and v > 0
+                            for v in value[grid])):
+                    raise where.fail(f"{key}.{grid}", f"expected three positive numbers, got "
+                                     f"{value[grid]!r}")
     else:
         folder = Path(str(cohort[kinds[0]])).expanduser()
         cohort[kinds[0]] = str(folder if folder.is_absolute() else (base / folder).resolve())
     return cohort
+
+
+def _real_anatomy(where: _Where, ph: dict) -> dict:
+    """Check the real-anatomy keys of cohort.phantom; a relative ``labels`` path is taken
+    from the current directory (a shipped spec has no folder of its own to be relative to)."""
+    if ph.get("contrast", "t1") not in TRAIN_CONTRASTS:
+        raise where.fail("cohort.phantom.contrast", f"expected t1 or t2 (the MR the trained "
+                         f"rows learn from), got {ph['contrast']!r}")
+    if ph.get("labels") is None:
+        if "scheme" in ph:
+            raise where.fail("cohort.phantom.scheme", "only with labels (real-anatomy "
+                             "phantoms)")
+        return ph
+    if "region" in ph:
+        raise where.fail("cohort.phantom.region", "real-anatomy phantoms are heads; drop "
+                         "region")
+    labels = ph["labels"]
+    if not isinstance(labels, str) or not labels.strip():
+        raise where.fail("cohort.phantom.labels", f"expected a folder of label maps, got "
+                         f"{labels!r}")
+    ph["labels"] = str((Path.cwd() / Path(labels).expanduser()).resolve())
+    scheme = ph.get("scheme", "synthseg")
+    if not isinstance(scheme, str) or not scheme.strip():
+        raise where.fail("cohort.phantom.scheme", f"expected synthseg, freesurfer, brainweb or "
+                         f"a YAML file, got {scheme!r}")
+    if scheme not in LABEL_SCHEMES:          # a user's YAML scheme: from the current directory
+        ph["scheme"] = str((Path.cwd() / Path(scheme).expanduser()).resolve())
+    return ph
+
+
+def with_labels(spec: BenchSpec, labels: Path) -> BenchSpec:
+    """``--labels DIR``: the spec with its real-anatomy cohort's label maps replaced."""
+    ph = spec.cohort.get("phantom")
+    if not isinstance(ph, dict) or ph.get("labels") is None:
+        raise UsageError(f"--labels: {spec.path.name} has no real-anatomy cohort "
+                         "(cohort.phantom.labels)")
+    folder = str((Path.cwd() / Path(labels).expanduser()).resolve())
+    return replace(spec, cohort={**spec.cohort, "phantom": {**ph, "labels": folder}})
 
 
 def _model(where: _Where, i: int, raw: Any, direction: str) -> ModelEntry:

@@ -12,7 +12,8 @@ from medxlate.cli._errors import add_command
 
 def bench(
     spec: Annotated[str, typer.Option(
-        "--spec", help="A bench YAML file, or a shipped spec by name (readme, small).")],
+        "--spec", help="A bench YAML file, or a shipped spec by name (readme, small, "
+                         "real-anatomy).")],
     workdir: Annotated[Path, typer.Option(
         "--workdir", "-w", help="Work folder (rerun the same command to resume).")],
     models: Annotated[str | None, typer.Option(
@@ -29,6 +30,9 @@ def bench(
     no_dose: Annotated[bool, typer.Option(
         "--no-dose", help="Skip the spec's dose columns (no dose extra needed, no plans).")
     ] = False,
+    labels: Annotated[Path | None, typer.Option(
+        "--labels", help="Label-map folder of a real-anatomy spec (replaces its "
+                         "cohort.phantom.labels).")] = None,
 ) -> None:
     """Train, synthesize and score many models on one cohort, beside reference rows.
 
@@ -40,18 +44,23 @@ def bench(
     for every CT row; ``--no-dose`` skips them (docs/bench.md).
 
     Exit codes: 2 bad spec or option (or a dose key without the dose extra); 3 cohort input
-    missing or invalid; 4 workdir not writable; 5 weights missing or corrupt; 8 some rows
-    failed (each is reported).
+    missing or invalid (e.g. no label-map folder); 4 workdir not writable; 5 weights missing
+    or corrupt; 8 some rows failed (each is reported).
     """
     from medxlate.bench import load_spec, select
+    from medxlate.bench.spec import with_labels
     from medxlate.io.guard import Output, refuse_overlaps
 
     loaded = load_spec(spec)
     if no_dose:
         loaded.dose = None
+    if labels is not None:
+        loaded = with_labels(loaded, labels)
     names = [n.strip() for n in models.split(",") if n.strip()] if models else None
     entries = select(loaded, names, budget_minutes, steps)
     others = [Path(loaded.cohort[k]) for k in ("dataset", "layout") if k in loaded.cohort]
+    if (loaded.cohort.get("phantom") or {}).get("labels"):    # the label maps are inputs
+        others.append(Path(loaded.cohort["phantom"]["labels"]))
     refuse_overlaps(others=others, outputs=[Output("--workdir", workdir)])
     from medxlate.bench.runner import run_bench
 

@@ -59,3 +59,27 @@ def test_a_file_without_markers_is_left_alone(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "no <!-- bench:begin -->" in err[0]
     assert main([str(bench)]) == 2
+
+
+def test_contrasts_get_a_table_each_with_the_anatomy_columns(tmp_path):
+    rows = []
+    for contrast, mae in (("t1", 121.9), ("t2", 290.1)):
+        row = _row("unet", "mr->ct", mae)
+        row["contrast"] = contrast
+        row["metrics"].update(bone_dice_300=0.784, brain_over_300_pct=6.84, air_mae=None)
+        ref = _row("constant", "mr->ct", 226.6, "reference")
+        ref["contrast"] = contrast
+        rows.append((row, ref))
+    bench = tmp_path / "bench.json"
+    bench.write_text(json.dumps({**RESULT, "rows": [r for r, _ in rows],
+                                 "references": [f for _, f in rows]}))
+    doc = tmp_path / "README.md"
+    doc.write_text("<!-- bench:begin mr->ct -->\n<!-- bench:end -->\n")
+    assert main([str(bench), str(doc)]) == 0
+    t1, t2 = doc.read_text().split("**mr->ct, T2w MR**")
+    assert "**mr->ct, T1w MR**" in t1
+    # the anatomy cells: Dice, brain %, and '-' for a figure no subject had
+    assert "| 121.9 | 20.00 | 0.500 | 0.784 | 6.84 | - | +60.5 |" in t1 and "290.1" not in t1
+    assert "| 290.1 | 20.00 | 0.500 | 0.784 | 6.84 | - |" in t2
+    # the reference rows have no anatomy figures here: '-' in each of the three cells
+    assert "| 226.6 | 20.00 | 0.500 | - | - | - | - | - |" in t2

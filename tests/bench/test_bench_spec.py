@@ -65,7 +65,7 @@ def test_unparsable_yaml_is_exit_3(tmp_path):
 def test_unknown_spec_name_lists_the_shipped_ones(tmp_path):
     result = runner.invoke(app, ["bench", "--spec", "nonesuch", "--workdir", str(tmp_path)])
     assert result.exit_code == 2
-    assert "shipped: readme, small" in result.stderr
+    assert "shipped: readme, real-anatomy, small" in result.stderr
 
 
 def test_models_option_names_a_missing_row(tmp_path):
@@ -95,3 +95,92 @@ def test_tta_key_parses_and_readme_has_a_tta_row(tmp_path):
     assert entry.tta is True
     readme = load_spec("readme")
     assert [m.tta for m in readme.models if m.model == "unet-2.5d"] == [False, True]
+
+
+REAL = """
+direction: mr->ct
+cohort:
+  phantom: {labels: maps, scheme: synthseg, seed: 1, train: 2, spacing: [2, 2, 2]}
+  test: {seed: 2, subjects: 2, spacing: [1, 1, 1], contrast: both}
+models:
+  - {model: unet-2.5d, weights: shipped}
+"""
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("labels: maps", "labels: ''", "cohort.phantom.labels: expected a folder of label maps"),
+    ("labels: maps, scheme: synthseg", "scheme: synthseg",
+     "cohort.phantom.scheme: only with labels"),
+    ("labels: maps,", "labels: maps, region: pelvis,",
+     "cohort.phantom.region: real-anatomy phantoms are heads"),
+    ("contrast: both", "contrast: t3", "cohort.test.contrast: expected t1, t2, both, got 't3'"),
+    ("seed: 1,", "seed: 1, contrast: both,",
+     "cohort.phantom.contrast: expected t1 or t2 (the MR the trained rows learn from)"),
+    ("contrast: both", "contrasts: [t1, t2]", "cohort.test: unknown key 'contrasts'"),
+    ("spacing: [1, 1, 1]", "spacing: [1, 1]",
+     "cohort.test.spacing: expected three positive numbers, got [1, 1]"),
+    ("scheme: synthseg", "scheme: ''", "cohort.phantom.scheme: expected synthseg, freesurfer"),
+])
+def test_bad_real_anatomy_keys_are_one_line_and_exit_2(tmp_path, old, new, expected):
+    assert old in REAL
+    spec = tmp_path / "bench.yaml"
+    spec.write_text(REAL.replace(old, new))
+    work = tmp_path / "W"
+    result = runner.invoke(app, ["bench", "--spec", str(spec), "--workdir", str(work)])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0], lines[0]
+    assert not work.exists()
+
+
+def test_labels_path_is_taken_from_the_current_directory(tmp_path, monkeypatch):
+    (tmp_path / "specs").mkdir()
+    spec_file = tmp_path / "specs" / "b.yaml"
+    spec_file.write_text(REAL)
+    monkeypatch.chdir(tmp_path)
+    spec = load_spec(str(spec_file))
+    ph = spec.cohort["phantom"]
+    assert ph["labels"] == str(tmp_path / "maps")        # not tmp_path/specs/maps
+    assert ph["scheme"] == "synthseg"
+    assert spec.cohort["test"] == {"seed": 2, "subjects": [0, 1], "spacing": [1, 1, 1],
+                                   "contrast": "both"}
+    # a YAML scheme file is a path too, from the current directory
+    spec_file.write_text(REAL.replace("scheme: synthseg", "scheme: mine.yaml"))
+    assert load_spec(str(spec_file)).cohort["phantom"]["scheme"] == str(tmp_path / "mine.yaml")
+
+
+def test_missing_label_folder_is_exit_3_before_anything_is_written(tmp_path, monkeypatch):
+    spec_file = tmp_path / "b.yaml"
+    spec_file.write_text(REAL)
+    monkeypatch.chdir(tmp_path)
+    work = tmp_path / "W"
+    result = runner.invoke(app, ["bench", "--spec", str(spec_file), "--workdir", str(work)])
+    assert result.exit_code == 3, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert (f"cohort.phantom.labels {tmp_path / 'maps'}: no such folder (a relative path is "
+            f"taken from the current directory, {tmp_path}; or give --labels)") in lines[0]
+    assert not work.exists()
+    # an empty folder: no maps, also exit 3
+    (tmp_path / "maps").mkdir()
+    result = runner.invoke(app, ["bench", "--spec", str(spec_file), "--workdir", str(work)])
+    assert result.exit_code == 3 and "no label maps" in result.stderr
+    assert not work.exists()
+
+
+def test_labels_option_replaces_the_folder_and_needs_a_real_anatomy_spec(tmp_path):
+    from medxlate.bench.spec import with_labels
+
+    spec = with_labels(load_spec("real-anatomy"), tmp_path / "elsewhere")
+    assert spec.cohort["phantom"]["labels"] == str(tmp_path / "elsewhere")
+    assert [m.label for m in spec.models] == [
+        "unet-2.5d (regression U-Net)", "unet-2.5d --tta (mirroring)",
+        "syndiff (paired variant)", "pix2pix"]
+    assert all(m.weights == "shipped" for m in spec.models)
+    work = tmp_path / "W"
+    result = runner.invoke(app, ["bench", "--spec", "small", "--workdir", str(work),
+                                 "--labels", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--labels: small.yaml has no real-anatomy cohort" in result.stderr
+    assert not work.exists()
