@@ -82,10 +82,13 @@ def mae(sct: Path, ct: Path, mask: Path) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--workdir", type=Path, required=True)
-    ap.add_argument("--model", action="append", required=True, help="LABEL=WEIGHTS")
+    ap.add_argument("--model", action="append", required=True,
+                    help="LABEL=WEIGHTS (the registry model is read from the checkpoint)")
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--indices", type=int, nargs="+", default=[0, 1, 2])
     args = ap.parse_args()
+    from medxlate.weights.format import read_meta  # the model each checkpoint was trained as
+
     subjects = {i: make_inputs(args.workdir, args.seed, i) for i in args.indices}
     table = {}
     for spec in args.model:
@@ -99,7 +102,7 @@ def main() -> None:
                 out.parent.mkdir(parents=True, exist_ok=True)
                 if not out.exists():
                     subprocess.run([sys.executable, "-m", "medxlate", "synthesize", "--model",
-                                    "pix2pix", "--weights", weights, "--in",
+                                    read_meta(weights).model, "--weights", weights, "--in",
                                     str(inputs[kind]), "--out", str(out), "--quiet",
                                     "--report", str(report)], check=True, capture_output=True)
                 thick = kind.startswith("t1_1x1x5")
