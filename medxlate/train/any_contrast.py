@@ -31,10 +31,19 @@ def check_profile(options: dict[str, Any]) -> None:
     for key in ("ac_bias", "ac_noise", "ac_gamma", "ac_spread"):
         if float(options.get(key, 0.0)) < 0:
             raise UsageError(f"augment.{key} must be >= 0")
+    if not 0.0 <= float(options.get("ac_p", 1.0)) <= 1.0:
+        raise UsageError(f"augment.ac_p={options.get('ac_p')!r}: a probability in [0, 1]")
 
 
 def enabled(options: dict[str, Any] | None) -> bool:
     return bool(options) and options.get("profile", "none") == "any-contrast"
+
+
+def redraw(options: dict[str, Any], seed: int) -> bool:
+    """Whether a sample's MR is drawn anew (probability ``augment.ac_p``, default 1), from
+    its own random stream so that every other draw of the sample stays as it was."""
+    p = float(options.get("ac_p", 1.0))
+    return p >= 1.0 or (p > 0.0 and np.random.default_rng([seed, 3]).random() < p)
 
 
 def extra_context(options: dict[str, Any], slice_mm: float) -> int:

@@ -64,6 +64,7 @@ ENGINE_DEFAULTS: dict[str, Any] = {
         "profile": "none",
         "ac_slice_mm": [1.0, 6.0], "ac_bias": 0.3, "ac_noise": 0.05, "ac_gamma": 0.25,
         "ac_spread": 0.08,
+        "ac_p": 1.0,             # probability a sample's MR is drawn anew (else the dataset's)
     },
 }
 

@@ -151,10 +151,12 @@ class SliceData(torch.utils.data.Dataset):
         if self.crop is not None:
             sample = self._crop(sample, aug_seed)
         if "labels" in sample:  # any-contrast: a new MR from the labels; the CT stays exact
-            from medxlate.train.any_contrast import draw_mr
+            from medxlate.train.any_contrast import draw_mr, redraw
 
-            sample["mr"] = draw_mr(sample.pop("labels"), self.k, self.label_spacing,
-                                   self.dataset.normalisation, aug_seed, self.options)
+            labels = sample.pop("labels")
+            if redraw(self.options, aug_seed):  # else: the dataset's own MR (augment.ac_p)
+                sample["mr"] = draw_mr(labels, self.k, self.label_spacing,
+                                       self.dataset.normalisation, aug_seed, self.options)
         if self.options is not None:
             rng = np.random.default_rng(aug_seed)
             sample = augment_sample(sample, rng, self.options, mr_is_source, self.lr_dim,

@@ -51,6 +51,23 @@ def test_ct_untouched_and_mr_replaced(labelled):
         assert not np.array_equal(p["mr"].numpy(), d["mr"].numpy())
 
 
+def test_ac_p_mixes_drawn_and_dataset_mr(labelled):
+    """ac_p 0: every sample keeps the dataset's MR (the oracle: the profile off); ac_p 0.5:
+    some samples keep it and some are drawn, the CT bit for bit the same in all."""
+    plain = SliceData(Dataset(labelled), "train", config("none"))
+    never = SliceData(Dataset(labelled), "train", config("any-contrast", ac_p=0.0))
+    half = SliceData(Dataset(labelled), "train", config("any-contrast", ac_p=0.5))
+    kept = drawn = 0
+    for i in range(len(plain)):
+        for seed in range(6):
+            p, n, h = plain[(i, i, seed)], never[(i, i, seed)], half[(i, i, seed)]
+            assert np.array_equal(p["mr"].numpy(), n["mr"].numpy())
+            assert np.array_equal(p["ct"].numpy(), h["ct"].numpy())
+            same = np.array_equal(p["mr"].numpy(), h["mr"].numpy())
+            kept, drawn = kept + same, drawn + (not same)
+    assert kept > 0 and drawn > 0
+
+
 def test_drawn_mr_follows_the_labels(labelled):
     data = SliceData(Dataset(labelled), "train", config(
         "any-contrast", ac_slice_mm=[0.5, 0.5], ac_bias=0.0, ac_noise=0.0, ac_gamma=0.0,
@@ -93,7 +110,7 @@ def test_unknown_profile_is_refused_by_the_config():
 
 
 @pytest.mark.parametrize("bad", [{"profile": "t2-only"}, {"ac_slice_mm": [3, 1]},
-                                 {"ac_noise": -0.1}])
+                                 {"ac_noise": -0.1}, {"ac_p": 1.5}, {"ac_p": -0.1}])
 def test_bad_options(bad):
     from medxlate.train.any_contrast import check_profile
 
