@@ -16,6 +16,22 @@ from medxlate.ood.record import build_record
 MAX_SUBJECTS = 32
 
 
+def spread_sample(items: list, n: int) -> list:
+    """At most ``n`` of ``items``, evenly spaced over the list (first and last kept), so that a
+    dataset made of several cohorts one after the other is summarised across all of them.
+
+    >>> spread_sample(list(range(10)), 4)
+    [0, 3, 6, 9]
+    >>> spread_sample([1, 2], 5)
+    [1, 2]
+    """
+    if len(items) <= n:
+        return list(items)
+    if n <= 1:
+        return list(items[:n])
+    return [items[round(i * (len(items) - 1) / (n - 1))] for i in range(n)]
+
+
 def source_kind(cfg: dict[str, Any]) -> str | None:
     """"mr", "ct" or None (unconditional): the dataset modality a model reads."""
     if cfg.get("pairing") == "unconditional" or cfg.get("source") == "none":
@@ -46,7 +62,7 @@ def dataset_record(dataset, cfg: dict[str, Any]) -> dict[str, Any] | None:
                 "source": "unconditional generator: it reads no input"}
     modality = kind.upper()
     summaries, raw = [], 0
-    for s in dataset.subjects("train")[:MAX_SUBJECTS]:
+    for s in spread_sample(dataset.subjects("train"), MAX_SUBJECTS):
         recorded = Path(s.get("inputs", {}).get(kind, {}).get("path", ""))
         path = recorded if recorded.name and recorded.exists() else \
             Path(dataset.root) / "subjects" / s["id"] / f"{kind}.nii.gz"

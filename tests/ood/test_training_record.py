@@ -58,3 +58,16 @@ def test_ct_source_and_unconditional(dataset):
     none = dataset_record(ds, {"pairing": "unconditional", "direction": "mri2ct",
                                "augment": {}})
     assert none["modality"] == "none"
+
+
+def test_spread_sample_covers_the_whole_list():
+    from medxlate.ood.from_dataset import spread_sample
+
+    assert spread_sample(list(range(10)), 4) == [0, 3, 6, 9]
+    assert spread_sample(list("abcdefg"), 3) == ["a", "d", "g"]
+    assert spread_sample([1, 2], 5) == [1, 2]
+    # two cohorts one after the other (28 + 29 subjects), 32 summarised: both represented
+    ids = [f"brain-{i:03d}" for i in range(28)] + [f"head-{i:03d}" for i in range(29)]
+    picked = spread_sample(ids, 32)
+    assert len(picked) == len(set(picked)) == 32
+    assert sum(p.startswith("head") for p in picked) == 16
