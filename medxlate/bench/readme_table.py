@@ -2,10 +2,21 @@
 
     python -m medxlate.bench.readme_table W/bench.json README.md
 
-Every block from ``<!-- bench:begin -->`` to ``<!-- bench:end -->`` is replaced by the bench's
-tables (every direction), or only one direction's with ``<!-- bench:begin ct->mr -->``. The
-markers stay, so the command can run again. The file is rewritten atomically; without a marker
-block nothing is written (exit 3). Exit 2 for a bad usage, 3 for an unreadable input.
+A block runs from ``<!-- bench:begin [SPEC] [DIRECTION] -->`` to ``<!-- bench:end -->``; the
+markers stay, so the command can run again. A block belongs to one spec: one that names a spec
+(``<!-- bench:begin readme-dose mr->ct -->``) is rewritten only from a bench.json of that spec,
+one that names none (``<!-- bench:begin mr->ct -->``, README's results table) only from a
+bench.json of the ``readme`` spec, so that two specs' tables can share a file and neither
+bench overwrites the other's. A block is replaced by the bench's tables (every direction), or
+only one direction's when the marker names one. The file is rewritten atomically; without a
+block of the bench's spec nothing is written (exit 3). Exit 2 for a bad usage, 3 for an
+unreadable input or a bad marker.
+
+Example:
+    >>> parse_marker(" readme-dose mr->ct ")
+    ('readme-dose', 'mr->ct')
+    >>> parse_marker(" ct->mr ")
+    ('readme', 'ct->mr')
 """
 
 from __future__ import annotations
@@ -17,11 +28,31 @@ from pathlib import Path
 
 from medxlate.errors import InputError, MedxlateError, UsageError
 
-BLOCK = re.compile(r"(<!-- bench:begin(?P<direction>(?:(?!-->).)*?)-->)(?P<body>.*?)"
+BLOCK = re.compile(r"(<!-- bench:begin(?P<marker>(?:(?!-->).)*?)-->)(?P<body>.*?)"
                    r"(<!-- bench:end -->)", re.S)
+#: The spec a block naming none belongs to (README's results table).
+DEFAULT_SPEC = "readme"
+
+
+def parse_marker(text: str) -> tuple[str, str | None]:
+    """(spec, direction) of a marker's words: a word with ``->`` is the direction, another
+    word the spec's name (default ``readme``); at most one of each."""
+    from medxlate.bench.spec import DIRECTIONS
+
+    words = text.split()
+    directions = [w for w in words if "->" in w]
+    specs = [w for w in words if "->" not in w]
+    if len(directions) > 1 or len(specs) > 1:
+        raise InputError(f"marker <!-- bench:begin{text}-->: expected at most a spec name and "
+                         "a direction, e.g. <!-- bench:begin readme-dose mr->ct -->")
+    if directions and directions[0] not in DIRECTIONS:
+        raise InputError(f"marker <!-- bench:begin{text}-->: unknown direction "
+                         f"{directions[0]!r} (known: {', '.join(DIRECTIONS)})")
+    return (specs[0] if specs else DEFAULT_SPEC), (directions[0] if directions else None)
 
 
 def block_text(result: dict, direction: str | None) -> str:
+    from medxlate.bench.dose import note
     from medxlate.bench.report import group_title, groups, markdown_table
 
     directions = list(dict.fromkeys(r["direction"] for r in result["rows"]))
@@ -38,18 +69,27 @@ def block_text(result: dict, direction: str | None) -> str:
     for d, contrast in tables:
         title = [f"**{group_title(d, contrast)}**"] if len(tables) > 1 else []
         parts += [*title, markdown_table(result, d, contrast)]
+    if result.get("dose"):                # how the dose columns were made
+        parts.append(note(result))
     return "\n\n".join(parts)
 
 
-def rewrite(text: str, result: dict) -> str:
-    if not BLOCK.search(text):
-        raise InputError("no <!-- bench:begin --> ... <!-- bench:end --> block")
+def rewrite(text: str, result: dict) -> tuple[str, int]:
+    """The text with the blocks of ``result``'s spec rewritten, and how many there were."""
+    spec = result["spec"]
+    mine = [m for m in BLOCK.finditer(text) if parse_marker(m.group("marker"))[0] == spec]
+    if not mine:
+        example = "<!-- bench:begin -->" if spec == DEFAULT_SPEC else \
+            f"<!-- bench:begin {spec} -->"
+        raise InputError(f"no {example} ... <!-- bench:end --> block for spec {spec!r}")
 
     def replace(match: re.Match) -> str:
-        direction = match.group("direction").strip() or None
+        owner, direction = parse_marker(match.group("marker"))
+        if owner != spec:                 # another spec's table: left as it is
+            return match.group(0)
         return f"{match.group(1)}\n{block_text(result, direction)}\n{match.group(4)}"
 
-    return BLOCK.sub(replace, text)
+    return BLOCK.sub(replace, text), len(mine)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,15 +103,17 @@ def main(argv: list[str] | None = None) -> int:
             text = target.read_text()
         except (OSError, ValueError) as exc:
             raise InputError(f"cannot read {exc}") from None
+        if not isinstance(result, dict) or not isinstance(result.get("spec"), str):
+            raise InputError(f"{bench}: not a bench.json (no spec name)")
         try:
-            new = rewrite(text, result)
+            new, count = rewrite(text, result)
         except InputError as exc:
             raise InputError(f"{target}: {exc}") from None
         from medxlate.io.atomic import atomic_path
 
         with atomic_path(target, overwrite=True) as tmp:
             tmp.write_text(new)
-        print(f"rewrote {len(BLOCK.findall(text))} bench block(s) in {target}")
+        print(f"rewrote {count} bench block(s) of spec {result['spec']} in {target}")
         return 0
     except MedxlateError as exc:
         print(f"medxlate: error: {exc}", file=sys.stderr)

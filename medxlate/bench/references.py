@@ -3,7 +3,8 @@
 - constant guess: the median target over the training bodies (HU for CT, normalised MR);
 - intensity map: the median target per bin of normalised input intensity, fitted on the
   training voxels: the best that any per-voxel lookup can do (T1 -> HU is not monotone: bone
-  and air are both dark), so a model that does not beat it has learned no anatomy;
+  and air are both dark), so a model that does not beat it has learned no anatomy; for a CT
+  target, air (-1024 HU) outside the input's body mask, as synthesize writes every model's CT;
 - spacing floor of a working grid: the reference itself taken to that spacing and back, the
   two resamplings `medxlate synthesize` applies (medxlate.synth.grid); a perfect model on that
   grid scores this.
@@ -115,6 +116,15 @@ def normalised_input(path: Path, direction: str, norm: dict) -> tuple[object, np
     body = body_mask(vol, modality=modality) if modality == "MR" else None
     x, _ = normalise(vol.array, modality, norm, mask=body)
     return vol, x
+
+
+def outside_input_body(vol) -> np.ndarray:
+    """The voxels of a held-out MR input that synthesize sets to the background: outside the
+    input's own body mask (medxlate.synth.network_space.source_mask), so the intensity map's
+    CT has air around the head as every model's has (a dose plan needs it)."""
+    from medxlate.synth.network_space import source_mask
+
+    return ~source_mask(vol, "MR")[0]
 
 
 def in_reference_units(values: np.ndarray, direction: str, reference: Path,

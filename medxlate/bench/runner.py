@@ -240,6 +240,8 @@ class Bench:
             src, ref = s.files(direction)
             vol, x = R.normalised_input(src, direction, norm)
             values = R.in_reference_units(imap.apply(x), direction, ref, s.mask)
+            if tgt == "CT":           # air outside the input's body, as synthesize writes it
+                values = np.where(R.outside_input_body(vol), np.float32(background), values)
             return self._write_pred(folder / "intensity-map" / f"{s.id}.nii.gz", vol, values)
 
         unit = "HU" if tgt == "CT" else "normalised MR"

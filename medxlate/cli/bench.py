@@ -12,8 +12,8 @@ from medxlate.cli._errors import add_command
 
 def bench(
     spec: Annotated[str, typer.Option(
-        "--spec", help="A bench YAML file, or a shipped spec by name (readme, small, "
-                         "real-anatomy).")],
+        "--spec", help="A bench YAML file, or a shipped spec by name (readme, readme-dose, "
+                         "small, real-anatomy).")],
     workdir: Annotated[Path, typer.Option(
         "--workdir", "-w", help="Work folder (rerun the same command to resume).")],
     models: Annotated[str | None, typer.Option(

@@ -47,6 +47,22 @@ def test_intensity_map_of_an_exact_function_scores_zero(exact_bench):
     assert rows["constant"]["metrics"]["mae"] == pytest.approx(700.0, abs=1e-3)
 
 
+def test_intensity_map_ct_is_air_outside_the_input_body(exact_bench):
+    """Synthesize writes -1024 HU outside the input's body mask; so does the intensity map, so
+    that a dose plan sees air around the body (the MR there is 0, which the map alone would
+    send to its darkest bin: 1000 HU of bone)."""
+    from medxlate.io.readers import read_volume
+
+    exact_bench.reference_rows("mr->ct")
+    pred = read_volume(exact_bench.work / "references" / "mri2ct" / "intensity-map"
+                       / "t-0.nii.gz").array
+    mr, ct, mask = slabs(order=(900, 100, 700, 300, 500))
+    box = np.zeros(mask.shape, bool)      # the body box [2, 17)^3 grown by one voxel: the
+    box[1:18, 1:18, 1:18] = True          # input's mask may take a voxel of the rim
+    assert (~box).sum() == 3087 and np.all(pred[~box] == -1024.0)
+    assert np.allclose(pred[mask], ct[mask], atol=1e-3)
+
+
 def test_constant_row_is_the_training_body_median(tmp_path):
     shape = (16, 16, 16)
     mask = np.zeros(shape, bool)

@@ -65,7 +65,7 @@ def test_unparsable_yaml_is_exit_3(tmp_path):
 def test_unknown_spec_name_lists_the_shipped_ones(tmp_path):
     result = runner.invoke(app, ["bench", "--spec", "nonesuch", "--workdir", str(tmp_path)])
     assert result.exit_code == 2
-    assert "shipped: readme, real-anatomy, small" in result.stderr
+    assert "shipped: readme, readme-dose, real-anatomy, small" in result.stderr
 
 
 def test_models_option_names_a_missing_row(tmp_path):
@@ -86,6 +86,23 @@ def test_shipped_specs_load_and_overrides_apply():
     assert [(m.label, m.minutes, m.steps) for m in picked] == [("cyclegan-tiny", 2.5, None)]
     # shipped rows keep their weights under a budget override
     assert select(readme, ["pix2pix"], None, 5)[0].steps is None
+
+
+def test_readme_dose_spec_is_readmes_cohort_with_photon_dose_columns():
+    spec = load_spec("readme-dose")
+    assert spec.name == "readme-dose" and spec.cohort == load_spec("readme").cohort
+    assert spec.cohort["test"] == {"seed": 7, "subjects": [0, 1, 2]}
+    assert spec.cohort["phantom"] == {"region": "brain", "seed": 2026, "train": 8}
+    assert [(m.model, m.weights, m.direction, m.steps) for m in spec.models] == [
+        ("unet-2.5d", "shipped", "mr->ct", None), ("syndiff", "shipped", "mr->ct", None),
+        ("pix2pix", "shipped", "mr->ct", None)]
+    # README's dose table: label 10, 60 Gy/30 fx, 5 photon fields, 4 mm dose grid, and the
+    # intensity map and floor rows scored too
+    assert spec.dose == {"modality": "photon", "prescription_gy": 60.0, "fractions": 30,
+                         "target": "label:10", "beams": [0.0, 72.0, 144.0, 216.0, 288.0],
+                         "dose_grid_mm": 4.0, "ct_grid_mm": 2.0, "calibration": None,
+                         "references": True}
+    assert [m.label for m in select(spec, ["pix2pix"], None, None)] == ["pix2pix"]
 
 
 def test_tta_key_parses_and_readme_has_a_tta_row(tmp_path):
