@@ -40,7 +40,7 @@ esac
 echo "$found" | tail -1 | grep -q "^$work/venv/.*/medxlate/_weights$" \
     || { echo "wheel_check: shipped weights not inside the package: $found" >&2; exit 1; }
 "$work/venv/bin/medxlate" weights verify
-"$work/venv/bin/medxlate" synthesize --quiet --model syndiff \
+"$work/venv/bin/medxlate" synthesize --quiet --model unet-2.5d \
     --in "$repo/examples/brain-000/mr.nii.gz" --out "$work/x/sct.nii.gz"
 "$venv_python" -m medxlate info "$work/x/sct.nii.gz" --json > /dev/null
 echo "wheel_check: ok ($(basename "$wheel") installed outside the checkout ran README's main command)"

@@ -54,7 +54,7 @@ def test_shipped_weights_verify_and_rebuild_from_their_metadata(spec):
 def test_readme_main_command_on_the_example(tmp_path):
     sct = tmp_path / "sct.nii.gz"
     runner = CliRunner()
-    done = runner.invoke(app, ["synthesize", "--model", "syndiff", "--in",
+    done = runner.invoke(app, ["synthesize", "--model", "unet-2.5d", "--in",
                                str(EXAMPLE / "mr.nii.gz"), "--out", str(sct)])
     assert done.exit_code == 0, done.output
     mr, out = nib.load(EXAMPLE / "mr.nii.gz"), nib.load(sct)
