@@ -18,7 +18,8 @@ turned over between the scans. The steps, all through medxlate's own commands:
 4. Rows per fold, beside the same scored half: the shipped unet-2.5d without fine-tuning
    (trained on T1 phantoms; this MR is T2), the constant guess (median HU of the training
    half's body) and the best voxel-wise intensity map (128 bins of normalised MR -> median
-   HU, fitted on the training half; medxlate.bench.references).
+   HU, fitted on the training half; medxlate.bench.references). One more row scores the
+   fine-tuned weights on their own training half (in-sample: how well they fit what they saw).
 
 Prints one JSON object per fold and row, then one summary object.
 
@@ -123,19 +124,22 @@ def run_fold(label: str, pair: Path, fold: Path, train: range, test: range, args
               "test_slices": [test.start, test.stop - 1], "gap": args.gap}
     for name, (path, what) in references(dataset, fold / "test", out).items():
         rows.append({**common, "row": name, "what": what, **evaluate(path, fold / "test")})
-    for name, weights, note in (
-            ("unet-2.5d shipped (zero-shot)", None, "weights/unet-2.5d-demo.safetensors, "
-             "T1 phantoms only, no fine-tuning"),
-            ("unet-2.5d fine-tuned", run / "model.safetensors",
-             f"from the shipped weights, {args.steps} steps on the training half"
+    tuned = (f"from the shipped weights, {args.steps} steps on the training half"
              f"{' (' + ', '.join(args.train_set) + ')' if args.train_set else ''} "
-             f"({seconds[-1]:.0f} s of training, the engine's clock)")):
-        sct = out / f"{'zero_shot' if weights is None else 'fine_tuned'}.nii.gz"
+             f"({seconds[-1]:.0f} s of training, the engine's clock)")
+    for name, weights, half, note in (
+            ("unet-2.5d shipped (zero-shot)", None, "test", "weights/unet-2.5d-demo.safetensors, "
+             "T1 phantoms only, no fine-tuning"),
+            ("unet-2.5d fine-tuned", run / "model.safetensors", "test", tuned),
+            # not a result: how well the same weights fit the slices they were trained on
+            ("unet-2.5d fine-tuned, own training half (in-sample)", run / "model.safetensors",
+             "train", tuned)):
+        sct = out / f"{'zero_shot' if weights is None else 'fine_tuned'}_{half}.nii.gz"
         extra = [] if weights is None else ["--weights", weights]
-        wall = medxlate("synthesize", "--model", "unet-2.5d", "--in", fold / "test" / "mr.nii.gz",
+        wall = medxlate("synthesize", "--model", "unet-2.5d", "--in", fold / half / "mr.nii.gz",
                         "--out", sct, "--overwrite", "--seed", "0", "--quiet", *extra)
         rows.append({**common, "row": name, "what": note, "synthesize_s": round(wall, 1),
-                     **evaluate(sct, fold / "test")})
+                     **evaluate(sct, fold / half)})
     return rows
 
 
