@@ -103,6 +103,24 @@ def references(dataset: Path, test: Path, out: Path) -> dict[str, tuple[Path, st
     return paths
 
 
+def stale_settings(config: dict, args) -> str:
+    """What of this command's training settings the run in ``config`` was not trained with."""
+    wanted = {"steps": args.steps, "init_weights": str(args.init.resolve())}
+    for kv in args.train_set:
+        key, _, value = kv.partition("=")
+        try:
+            wanted[key] = json.loads(value)
+        except json.JSONDecodeError:
+            wanted[key] = value
+    found = {}
+    for key in wanted:
+        node = config
+        for part in key.split("."):
+            node = node.get(part) if isinstance(node, dict) else None
+        found[key] = node
+    return ", ".join(f"{k}={found[k]!r}, not {v!r}" for k, v in wanted.items() if found[k] != v)
+
+
 def run_fold(label: str, pair: Path, fold: Path, train: range, test: range, args) -> list:
     write_halves(pair, fold, train, test)
     half = fold / "train"
@@ -111,10 +129,14 @@ def run_fold(label: str, pair: Path, fold: Path, train: range, test: range, args
     medxlate("preprocess", "--mri", half / "mr.nii.gz", "--ct", half / "ct.nii.gz", "--mask",
              half / "mask.nii.gz", "--id", "train-half", "-o", dataset, "--skip", "register",
              "--set", "split.fractions=[1.0,0.0,0.0]", "--overwrite", *GRID)
+    if (run / "config.json").is_file():
+        stale = stale_settings(json.loads((run / "config.json").read_text()), args)
+        if stale:
+            sys.exit(f"{run} was trained with other settings ({stale}); use another --workdir")
     if not (run / "model.safetensors").is_file():
         medxlate("train", "--model", "unet-2.5d", "--data", dataset, "--out", run, "--config",
                  "demo", "--device", "cpu", "--seed", "0", "--steps", args.steps,
-                 "--set", f"init_weights={args.init}", "--set",
+                 "--set", f"init_weights={args.init.resolve()}", "--set",
                  f"checkpoint_every={args.steps}", "--val-every", "0",
                  *[a for kv in args.train_set for a in ("--set", kv)])
     log = [json.loads(ln) for ln in (run / "log.jsonl").read_text().splitlines() if ln.strip()]
