@@ -298,9 +298,12 @@ class Bench:
 
     def _model_row(self, entry: ModelEntry, weights: Path, trained: bool, folder: Path,
                    contrast: str | None) -> dict[str, Any]:
+        from medxlate.synth.ensemble import expand_weights
         from medxlate.weights import read_meta
 
-        meta = read_meta(weights)
+        # a folder of fold runs is an ensemble: its first member describes the row
+        members = expand_weights([weights]) if weights.is_dir() else [weights]
+        meta = read_meta(members[0])
         extra = meta.extra or {}
         data = meta.data or {}
         cases = self._synthesize_and_score(entry, weights, folder, contrast)
@@ -308,6 +311,7 @@ class Bench:
                "direction": entry.direction, "contrast": contrast,
                "entry": clean(entry.record()),
                "weights": str(weights), "trained_here": trained,
+               **({"members": [str(m) for m in members]} if len(members) > 1 else {}),
                "grid": {"spacing_mm": data.get("spacing_mm"),
                         "slice_size": meta.config.get("slice_size")},
                "budget": {"steps": extra.get("steps"),
@@ -375,7 +379,8 @@ class Bench:
             # Shipped weights go by name, so synthesize checks their sha256 as for users.
             shipped = entry.weights == "shipped"
             req = SynthesizeRequest(model=entry.model, inputs=src, out=out,
-                                    weights=None if shipped else weights,
+                                    weights=None if shipped else
+                                    ([weights] if weights.is_dir() else weights),
                                     direction=DIRECTIONS[entry.direction][2],
                                     sampler=entry.sampler, steps=entry.sampler_steps,
                                     device=self.device, seed=0, overwrite=True, progress=False,

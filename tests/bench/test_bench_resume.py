@@ -113,3 +113,41 @@ def test_a_failing_row_is_reported_and_the_others_go_on(tmp_path):
     calls.clear()
     result = run_bench(spec, work, hooks=Hooks(), echo=lambda line: None)
     assert [r["label"] for r in result["rows"]] == ["a", "b"] and result["failed"] == []
+
+
+def test_a_folder_of_fold_runs_is_an_ensemble_row(tmp_path):
+    """weights: a folder of fold runs (*/model.safetensors) gives one row whose output is the
+    voxel-wise mean of its members' outputs (the oracle: each member run alone)."""
+    import shutil
+
+    import nibabel as nib
+    import numpy as np
+    import yaml
+
+    spec, work = load_spec(TINY), tmp_path / "W"
+    run_bench(spec, work, hooks=Hooks(), echo=lambda line: None)
+    folds = tmp_path / "folds"
+    for i, label in enumerate(("a", "b")):
+        (folds / f"fold_{i}").mkdir(parents=True)
+        shutil.copy(work / "models" / label / "run" / "model.safetensors",
+                    folds / f"fold_{i}" / "model.safetensors")
+    raw = yaml.safe_load(TINY.read_text())
+    raw["name"] = "tiny-ensemble"
+    raw["models"] = [{"label": "ens", "model": "pix2pix", "weights": str(folds)},
+                     {"label": "m0", "model": "pix2pix",
+                      "weights": str(folds / "fold_0" / "model.safetensors")},
+                     {"label": "m1", "model": "pix2pix",
+                      "weights": str(folds / "fold_1" / "model.safetensors")}]
+    path = tmp_path / "ens.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    work2 = tmp_path / "W2"
+    result = run_bench(load_spec(path), work2, hooks=Hooks(), echo=lambda line: None)
+    ens = next(r for r in result["rows"] if r["label"] == "ens")
+    assert ens["members"] == [str(folds / "fold_0" / "model.safetensors"),
+                              str(folds / "fold_1" / "model.safetensors")]
+    for name in ("brain-000", "brain-001"):
+        out = {label: nib.load(work2 / "models" / label / "out" / f"{name}.nii.gz").get_fdata()
+               for label in ("ens", "m0", "m1")}
+        body = (out["m0"] > -1024) | (out["m1"] > -1024)
+        # written as HU rounded to integers: the mean of two members within one HU
+        assert np.abs(out["ens"] - (out["m0"] + out["m1"]) / 2)[body].max() <= 1.0
