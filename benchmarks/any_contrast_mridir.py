@@ -39,9 +39,12 @@ def main() -> None:
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--workdir", type=Path, required=True)
-    ap.add_argument("--model", action="append", required=True, help="LABEL=WEIGHTS")
+    ap.add_argument("--model", action="append", required=True,
+                    help="LABEL=WEIGHTS (the registry model is read from the checkpoint)")
     ap.add_argument("--data", type=Path, default=MRIDIR)
     args = ap.parse_args()
+    from medxlate.weights.format import read_meta  # the model each checkpoint was trained as
+
     args.workdir.mkdir(parents=True, exist_ok=True)
     mr = read_volume(args.data / "mr_t2", modality="MR")
     body = body_mask(mr, "MR")
@@ -53,7 +56,7 @@ def main() -> None:
         out = args.workdir / f"{label}_sct.nii.gz"
         report = args.workdir / f"{label}.json"
         done = subprocess.run([sys.executable, "-m", "medxlate", "synthesize", "--model",
-                               "pix2pix", "--weights", weights, "--in",
+                               read_meta(weights).model, "--weights", weights, "--in",
                                str(args.data / "mr_t2"), "--out", str(out), "--quiet",
                                "--overwrite", "--report", str(report)],
                               capture_output=True, text=True)
