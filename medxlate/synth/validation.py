@@ -44,14 +44,26 @@ def volume_subjects(dataset, config: dict[str, Any], count: int) -> list[dict[st
     source, target = _tags(config)
     found = []
     for s in dataset.subjects("val"):
-        paths = {"source": dataset.volume_path(s["id"], source),
-                 "target": dataset.volume_path(s["id"], target),
+        paths = {"source": _volume(dataset, s["id"], source),
+                 "target": _volume(dataset, s["id"], target),
                  "mask": dataset.volume_path(s["id"], "mask")}
         if all(p.is_file() for p in paths.values()):
             found.append({"id": s["id"], **paths})
         if len(found) >= count:
             break
     return found
+
+
+def _volume(dataset, subject_id: str, tag: str) -> Path:
+    """The subject's volume of ``tag``: ``<tag>.nii.gz`` where the dataset holds one (a
+    multi-contrast dataset: t1, t2...), else ``mr.nii.gz`` for an MR contrast (a dataset of one
+    MR, trained with e.g. ``source=t1``)."""
+    from medxlate.models.registry import is_mr
+
+    path = dataset.volume_path(subject_id, tag)
+    if not path.is_file() and tag != "mr" and is_mr(tag):
+        return dataset.volume_path(subject_id, "mr")
+    return path
 
 
 def _tags(config: dict[str, Any]) -> tuple[str, str]:

@@ -153,3 +153,16 @@ def test_mr_target_scored_in_network_units(phantom_dataset, tmp_path):
     assert result.val["vol_me"] == pytest.approx(d.mean(), rel=1e-4, abs=1e-5)
     mse = np.mean(d ** 2)
     assert result.val["vol_psnr"] == pytest.approx(10 * np.log10(4 / mse), rel=1e-4)
+
+
+def test_named_source_contrast_finds_the_datasets_mr_volume(phantom_dataset):
+    """A run trained with source=t1 on a dataset of one MR (subjects/<id>/mr.nii.gz) still
+    validates whole volumes: the T1 input is the dataset's mr.nii.gz."""
+    from medxlate.preprocess.dataset import load_dataset
+    from medxlate.synth.validation import volume_subjects
+
+    ds = load_dataset(phantom_dataset)
+    plain = volume_subjects(ds, {"direction": "mri2ct"}, 2)
+    named = volume_subjects(ds, {"direction": "mri2ct", "source": "t1", "target": "ct"}, 2)
+    assert plain and named == plain
+    assert all(s["source"].name == "mr.nii.gz" for s in named)
