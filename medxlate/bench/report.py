@@ -78,7 +78,8 @@ def _budget(row: dict) -> str:
     if row["kind"] == "reference":
         return (f"fit on {b['voxels']} voxels of {b['train_subjects']} subjects"
                 if b.get("voxels") else "none")
-    parts = [f"{b['steps']} steps" if b.get("steps") is not None else None,
+    phases = f" in {b['phases']} phases" if (b.get("phases") or 1) > 1 else ""
+    parts = [f"{b['steps']} steps{phases}" if b.get("steps") is not None else None,
              f"{b['minutes']:.1f} min" if b.get("minutes") is not None else None,
              b.get("device"),
              f"{b['train_subjects']} train subjects" if b.get("train_subjects") else None]

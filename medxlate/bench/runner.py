@@ -314,9 +314,11 @@ class Bench:
                **({"members": [str(m) for m in members]} if len(members) > 1 else {}),
                "grid": {"spacing_mm": data.get("spacing_mm"),
                         "slice_size": meta.config.get("slice_size")},
-               "budget": {"steps": extra.get("steps"),
-                          "minutes": (round(extra["seconds"] / 60, 2)
+               # a checkpoint trained in phases (init_weights) states its whole budget
+               "budget": {"steps": extra.get("total_steps", extra.get("steps")),
+                          "minutes": (round(extra.get("total_seconds", extra["seconds"]) / 60, 2)
                                       if extra.get("seconds") is not None else None),
+                          "phases": len(extra.get("lineage") or []) + 1,
                           "device": _device_label(extra.get("hardware")),
                           "train_subjects": (data.get("subjects") or {}).get("train")},
                "sampler": entry.sampler or _default_sampler(entry.model),

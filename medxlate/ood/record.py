@@ -90,7 +90,13 @@ def _read_header(path: Path) -> tuple[dict, bytes]:
 
 def set_data_inputs(path: Path | str, record: dict[str, Any]) -> None:
     """Write ``record`` as ``data["inputs"]`` of the checkpoint at ``path``, atomically,
-    leaving every tensor byte (and so the stored tensor digest) as it was.
+    leaving every tensor byte (and so the stored tensor digest) as it was."""
+    update_metadata_json(path, "data", lambda described: {**described, "inputs": record})
+
+
+def update_metadata_json(path: Path | str, key: str, update) -> None:
+    """Replace the JSON metadata entry ``key`` of the checkpoint at ``path`` by
+    ``update(old value)``, atomically, leaving every tensor byte as it was.
 
     safetensors stores an 8-byte header length, a JSON header (tensor offsets relative to
     the end of the header, and ``__metadata__``) and the tensor data: only the header is
@@ -100,11 +106,10 @@ def set_data_inputs(path: Path | str, record: dict[str, Any]) -> None:
     header, data = _read_header(path)
     meta = dict(header.get("__metadata__") or {})
     try:
-        described = json.loads(meta.get("data", "{}"))
+        described = json.loads(meta.get(key, "{}"))
     except json.JSONDecodeError as exc:
         raise WeightsError(f"{path}: damaged checkpoint metadata ({exc})") from exc
-    described["inputs"] = record
-    meta["data"] = json.dumps(described, sort_keys=True)
+    meta[key] = json.dumps(update(described), sort_keys=True)
     header["__metadata__"] = meta
     text = json.dumps(header, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)

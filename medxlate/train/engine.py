@@ -243,6 +243,11 @@ class _Run(Monitor):
         self.nets = {k: v.to(self.device) for k, v in self.family.build(cfg).items()}
         for name, state in preload.items():
             self.nets[name].load_state_dict(state, strict=True)
+        self.lineage = None    # the phases behind init_weights (medxlate.train.lineage)
+        if cfg.get("init_weights") and Path(cfg["init_weights"]).is_file():
+            from medxlate.train.lineage import lineage_of
+
+            self.lineage = lineage_of(cfg["init_weights"])
         if cfg.get("init_weights") and not self.resume:
             self.pretrained_notes["init_weights"] = init_from(
                 self.nets, Path(cfg["init_weights"]), self.spec.name,
@@ -456,6 +461,10 @@ class _Run(Monitor):
                  "data_parallel": ("ddp" if self.ddp_names else "allreduce"
                                    if self.world.distributed else None),
                  "final_losses": rows[-1] if rows else {}, "val": val}
+        if self.lineage:
+            from medxlate.train.lineage import totals
+
+            extra.update({"lineage": self.lineage, **totals(self.lineage, step, seconds)})
         if stopped is not None:
             extra["stopped"] = stopped
         if self.tracker.best_step is not None:

@@ -43,3 +43,30 @@ def test_init_weights_of_another_model_refused(base_run, tiny_dataset, tmp_path)
         train("pix2pix", tiny_dataset, tmp_path / "x", device="cpu",
               config={"base": "demo", "slice_size": [16, 16], "steps": 1, "batch_size": 2,
                       "val_every": 0, "progress": False, "init_weights": str(src)})
+
+
+def test_fine_tune_records_the_budget_behind_it(base_run, tiny_dataset, tmp_path):
+    """A run started from init_weights records the phases behind it and the total budget:
+    the oracle is the starting file's own metadata and sha256 read here."""
+    import hashlib
+
+    from medxlate.weights import read_meta
+
+    src = base_run.run_dir / "model.safetensors"
+    first = read_meta(src).extra
+    out = train("ddpm", tiny_dataset, tmp_path / "ft", device="cpu",
+                config=_cfg(init_weights=str(src), steps=2))
+    extra = read_meta(out.run_dir / "model.safetensors").extra
+    sha = hashlib.sha256(src.read_bytes()).hexdigest()
+    assert extra["lineage"] == [{"weights": "model.safetensors", "sha256": sha, "model": "ddpm",
+                                 "steps": first["steps"],
+                                 "seconds": round(first["seconds"], 3)}]
+    assert extra["total_steps"] == first["steps"] + 2
+    assert extra["total_seconds"] == pytest.approx(first["seconds"] + extra["seconds"],
+                                                   abs=2e-3)
+    # a second phase on top carries the first phase along
+    out2 = train("ddpm", tiny_dataset, tmp_path / "ft2", device="cpu",
+                 config=_cfg(init_weights=str(out.run_dir / "model.safetensors"), steps=1))
+    extra2 = read_meta(out2.run_dir / "model.safetensors").extra
+    assert [p["steps"] for p in extra2["lineage"]] == [first["steps"], 2]
+    assert extra2["total_steps"] == first["steps"] + 3
