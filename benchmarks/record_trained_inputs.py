@@ -8,7 +8,11 @@ record exactly as `train` does (medxlate.ood.from_dataset.dataset_record, on the
 own config) with the contrast given, and writes it without touching a tensor byte.
 
     python benchmarks/record_trained_inputs.py --weights runs/x/model.safetensors \
-        --data datasets/x --contrast t1
+        --data datasets/x --contrast t1 [--after PHASE1.safetensors --after PHASE2.safetensors]
+
+``--after`` (in training order) also records the checkpoints this one was fine-tuned from
+(``init_weights``) and the total budget, as `train` records them since it does
+(medxlate.train.lineage), for weights trained before it did.
 
 Prints the record's key figures as JSON.
 """
@@ -24,12 +28,15 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--weights", type=Path, required=True)
     ap.add_argument("--data", type=Path, required=True, help="the dataset it was trained on")
+    ap.add_argument("--after", type=Path, action="append", default=[],
+                    help="a checkpoint this one was fine-tuned from (repeat, oldest first)")
     ap.add_argument("--contrast", default=None,
                     help="the source contrast tag (t1, t2, ...); default: the config's")
     args = ap.parse_args()
 
     from medxlate.ood.from_dataset import dataset_record
-    from medxlate.ood.record import set_data_inputs
+    from medxlate.ood.record import set_data_inputs, update_metadata_json
+    from medxlate.train.lineage import lineage_of, totals
     from medxlate.preprocess.dataset import Dataset
     from medxlate.weights.format import read_meta
     from medxlate.weights.verify import file_tensor_digest
@@ -41,10 +48,20 @@ def main() -> None:
     before = file_tensor_digest(args.weights)
     record = dataset_record(Dataset(args.data), cfg)
     set_data_inputs(args.weights, record)
+    if args.after:
+        lineage = []
+        for phase in args.after:       # each phase's own lineage is the phases before it
+            own = lineage_of(phase)[-1]
+            lineage.append(own)
+        extra = meta.extra or {}
+        update_metadata_json(args.weights, "extra", lambda old: {
+            **old, "lineage": lineage,
+            **totals(lineage, int(extra.get("steps") or 0), float(extra.get("seconds") or 0))})
     assert file_tensor_digest(args.weights) == before, "tensors changed"
     print(json.dumps({"weights": str(args.weights), "model": meta.model,
                       "contrasts": record["contrasts"], "subjects": record["subjects"],
-                      "source": record["source"]}))
+                      "source": record["source"],
+                      "total_steps": read_meta(args.weights).extra.get("total_steps")}))
 
 
 if __name__ == "__main__":
