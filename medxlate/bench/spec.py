@@ -334,6 +334,13 @@ def _dose(where: _Where, raw: dict) -> dict[str, Any] | None:
         return None
     from medxlate.bench.dose_spec import parse_dose
 
+    cohort = raw.get("cohort") if isinstance(raw.get("cohort"), dict) else {}
+    phantom = cohort.get("phantom") if isinstance(cohort.get("phantom"), dict) else {}
+    test = cohort.get("test") if isinstance(cohort.get("test"), dict) else {}
+    if "labels" in phantom or "contrast" in test:
+        # rows scored per MR contrast write per-contrast outputs the dose scorer does not read
+        raise where.fail("dose", "dose columns are for cohorts of one MR contrast: drop "
+                         "cohort.test.contrast and cohort.phantom.labels, or the dose key")
     return parse_dose(where, raw["dose"], Path(where.path).resolve().parent)
 
 

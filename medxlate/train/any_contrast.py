@@ -25,13 +25,22 @@ def check_profile(options: dict[str, Any]) -> None:
     profile = options.get("profile", "none")
     if profile not in PROFILES:
         raise UsageError(f"augment.profile={profile!r}: choose from {', '.join(PROFILES)}")
-    low, high = (float(v) for v in options.get("ac_slice_mm", (1.0, 6.0)))
+    def number(key: str, value) -> float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise UsageError(f"augment.{key}={value!r}: expected a number") from None
+
+    slab = options.get("ac_slice_mm", (1.0, 6.0))
+    if not isinstance(slab, list | tuple) or len(slab) != 2:
+        raise UsageError(f"augment.ac_slice_mm={slab!r}: expected [min, max] in mm")
+    low, high = (number("ac_slice_mm", v) for v in slab)
     if not 0 < low <= high:
         raise UsageError(f"augment.ac_slice_mm={[low, high]}: need 0 < min <= max")
     for key in ("ac_bias", "ac_noise", "ac_gamma", "ac_spread"):
-        if float(options.get(key, 0.0)) < 0:
+        if number(key, options.get(key, 0.0)) < 0:
             raise UsageError(f"augment.{key} must be >= 0")
-    if not 0.0 <= float(options.get("ac_p", 1.0)) <= 1.0:
+    if not 0.0 <= number("ac_p", options.get("ac_p", 1.0)) <= 1.0:
         raise UsageError(f"augment.ac_p={options.get('ac_p')!r}: a probability in [0, 1]")
 
 

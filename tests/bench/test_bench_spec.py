@@ -137,6 +137,8 @@ models:
     ("spacing: [1, 1, 1]", "spacing: [1, 1]",
      "cohort.test.spacing: expected three positive numbers, got [1, 1]"),
     ("scheme: synthseg", "scheme: ''", "cohort.phantom.scheme: expected synthseg, freesurfer"),
+    ("models:", "dose: {modality: photon, prescription: 60Gy/30fx, target: 'label:10'}\nmodels:",
+     "dose: dose columns are for cohorts of one MR contrast"),
 ])
 def test_bad_real_anatomy_keys_are_one_line_and_exit_2(tmp_path, old, new, expected):
     assert old in REAL

@@ -110,7 +110,8 @@ def test_unknown_profile_is_refused_by_the_config():
 
 
 @pytest.mark.parametrize("bad", [{"profile": "t2-only"}, {"ac_slice_mm": [3, 1]},
-                                 {"ac_noise": -0.1}, {"ac_p": 1.5}, {"ac_p": -0.1}])
+                                 {"ac_noise": -0.1}, {"ac_p": 1.5}, {"ac_p": -0.1},
+                                 {"ac_p": "abc"}, {"ac_bias": "x"}, {"ac_slice_mm": 3}])
 def test_bad_options(bad):
     from medxlate.train.any_contrast import check_profile
 
