@@ -151,7 +151,7 @@ def run_fold(label: str, pair: Path, fold: Path, train: range, test: range, args
              f"({seconds[-1]:.0f} s of training, the engine's clock)")
     for name, weights, half, note in (
             ("unet-2.5d shipped (zero-shot)", None, "test", "weights/unet-2.5d-demo.safetensors, "
-             "T1 phantoms only, no fine-tuning"),
+             "shipped weights (T1w phantoms and real-anatomy heads), no fine-tuning"),
             ("unet-2.5d fine-tuned", run / "model.safetensors", "test", tuned),
             # not a result: how well the same weights fit the slices they were trained on
             ("unet-2.5d fine-tuned, own training half (in-sample)", run / "model.safetensors",

@@ -195,7 +195,7 @@ def test_labels_option_replaces_the_folder_and_needs_a_real_anatomy_spec(tmp_pat
     assert spec.cohort["phantom"]["labels"] == str(tmp_path / "elsewhere")
     assert [m.label for m in spec.models] == [
         "unet-2.5d (regression U-Net)", "unet-2.5d --tta (mirroring)",
-        "syndiff (paired variant)", "pix2pix"]
+        "unet-2.5d-any (any contrast)", "syndiff (paired variant)", "pix2pix"]
     assert all(m.weights == "shipped" for m in spec.models)
     work = tmp_path / "W"
     result = runner.invoke(app, ["bench", "--spec", "small", "--workdir", str(work),
