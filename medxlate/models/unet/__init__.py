@@ -12,6 +12,8 @@ ensembles and a standard-deviation map (medxlate.synth.ensemble).
 Registered without importing torch; the torch side is :mod:`.family`.
 """
 
+from dataclasses import replace
+
 from medxlate.models.registry import ModelSpec
 
 _COMMON = {
@@ -100,6 +102,23 @@ _REFERENCE = ("Isensee et al., nnU-Net Revisited: A Call for Rigorous Validation
 CONFIGS_25D_ANY = {name: {**cfg, "augment": {"profile": "any-contrast"}}
                    for name, cfg in CONFIGS_25D.items()}
 
+_UNET_25D = ModelSpec(
+    name="unet-2.5d",
+    family="unet",
+    description="Residual U-Net regression, 2.5D (k neighbouring slices in, centre slice "
+                "out; MONAI DynUNet), planned from the data",
+    directions=("mri2ct",),
+    spatial_dims="2.5d",
+    configs=CONFIGS_25D,
+    default_sampler="one-shot",
+    samplers=("one-shot",),
+    entry="medxlate.models.unet.family:FAMILY",
+    weights="unet-2.5d-demo.safetensors",
+    default_config="demo",
+    reference=_REFERENCE,
+    extra={"planned": True, "fully_convolutional": True},
+)
+
 SPECS = [
     ModelSpec(
         name="unet-3d",
@@ -117,37 +136,11 @@ SPECS = [
         reference=_REFERENCE,
         extra={"planned": True, "ensemble": True},
     ),
-    ModelSpec(
-        name="unet-2.5d",
-        family="unet",
-        description="Residual U-Net regression, 2.5D (k neighbouring slices in, centre slice "
-                    "out; MONAI DynUNet), planned from the data",
-        directions=("mri2ct",),
-        spatial_dims="2.5d",
-        configs=CONFIGS_25D,
-        default_sampler="one-shot",
-        samplers=("one-shot",),
-        entry="medxlate.models.unet.family:FAMILY",
-        weights="unet-2.5d-demo.safetensors",
-        default_config="demo",
-        reference=_REFERENCE,
-        extra={"planned": True, "fully_convolutional": True},
-    ),
-    ModelSpec(
-        name="unet-2.5d-any",
-        family="unet",
-        description="unet-2.5d trained for any MR contrast (T1w, T2w, PDw, FLAIR, thick "
-                    "slices, bias, noise): the any-contrast augmentation profile",
-        directions=("mri2ct",),
-        spatial_dims="2.5d",
-        configs=CONFIGS_25D_ANY,
-        default_sampler="one-shot",
-        samplers=("one-shot",),
-        entry="medxlate.models.unet.family:FAMILY",
-        weights="unet-2.5d-any-demo.safetensors",
-        default_config="demo",
-        reference=_REFERENCE + "; contrast randomisation after Billot et al., SynthSeg, "
-                  "Medical Image Analysis 2023",
-        extra={"planned": True, "fully_convolutional": True},
-    ),
+    _UNET_25D,
+    replace(_UNET_25D, name="unet-2.5d-any",
+            description="unet-2.5d trained for any MR contrast (T1w, T2w, PDw, FLAIR, thick "
+                        "slices, bias, noise): the any-contrast augmentation profile",
+            configs=CONFIGS_25D_ANY, weights="unet-2.5d-any-demo.safetensors",
+            reference=_REFERENCE + "; contrast randomisation after Billot et al., SynthSeg, "
+                      "Medical Image Analysis 2023"),
 ]
