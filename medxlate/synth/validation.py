@@ -44,8 +44,8 @@ def volume_subjects(dataset, config: dict[str, Any], count: int) -> list[dict[st
     source, target = _tags(config)
     found = []
     for s in dataset.subjects("val"):
-        paths = {"source": _volume(dataset, s["id"], source),
-                 "target": _volume(dataset, s["id"], target),
+        paths = {"source": _volume(dataset, s, source),
+                 "target": _volume(dataset, s, target),
                  "mask": dataset.volume_path(s["id"], "mask")}
         if all(p.is_file() for p in paths.values()):
             found.append({"id": s["id"], **paths})
@@ -54,16 +54,16 @@ def volume_subjects(dataset, config: dict[str, Any], count: int) -> list[dict[st
     return found
 
 
-def _volume(dataset, subject_id: str, tag: str) -> Path:
-    """The subject's volume of ``tag``: ``<tag>.nii.gz`` where the dataset holds one (a
-    multi-contrast dataset: t1, t2...), else ``mr.nii.gz`` for an MR contrast (a dataset of one
-    MR, trained with e.g. ``source=t1``)."""
+def _volume(dataset, subject: dict, tag: str) -> Path:
+    """The subject's volume of ``tag``: ``<tag>.nii.gz``, or ``mr.nii.gz`` for an MR contrast
+    the subject does not list as a modality of its own (a dataset of one MR, trained with e.g.
+    ``source=t1``); a multi-contrast subject (t1, t2...) is never scored on another contrast."""
     from medxlate.models.registry import is_mr
 
-    path = dataset.volume_path(subject_id, tag)
-    if not path.is_file() and tag != "mr" and is_mr(tag):
-        return dataset.volume_path(subject_id, "mr")
-    return path
+    listed = subject.get("modalities") or []
+    if tag != "mr" and is_mr(tag) and tag not in listed and "mr" in listed:
+        return dataset.volume_path(subject["id"], "mr")
+    return dataset.volume_path(subject["id"], tag)
 
 
 def _tags(config: dict[str, Any]) -> tuple[str, str]:
