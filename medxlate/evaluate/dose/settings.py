@@ -100,7 +100,9 @@ def parse_target(text: str) -> dict | Path:
         if not low[6:].strip().isdigit() or int(low[6:]) < 1:
             raise UsageError(f"--target {text!r}: expected label:K with K a label value >= 1")
         return {"kind": "label", "label": int(low[6:])}
-    if ":" in text and not Path(text).exists():
+    images = (".nii", ".nii.gz", ".mha", ".mhd", ".nrrd", ".nhdr")
+    if ":" in text and not Path(text).exists() and not low.endswith(images):
+        # RTSTRUCT:ROI (a mask path with a colon in it stays a mask path)
         cuts = [i for i, ch in enumerate(text) if ch == ":"]
         cut = next((i for i in cuts if Path(text[:i]).exists()), cuts[-1])
         path, roi = text[:cut], text[cut + 1:].strip()

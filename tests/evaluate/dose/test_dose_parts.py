@@ -42,6 +42,8 @@ def test_rtstruct_target_syntax(tmp_path):
     assert parse_target("missing.dcm:GTV") == {"kind": "rtstruct",
                                                "path": Path("missing.dcm"), "roi": "GTV"}
     assert parse_target(str(rs)) == rs                 # an existing path as a whole: a mask
+    # a mask image path with a colon, not there (yet): still a mask path, not an RTSTRUCT
+    assert parse_target("masks/a:b.nii.gz") == Path("masks/a:b.nii.gz")
     for text in ("RS.dcm:", ":PTV"):
         with pytest.raises(UsageError, match="RTSTRUCT:ROI_NAME"):
             parse_target(text)
