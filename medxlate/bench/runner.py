@@ -49,6 +49,11 @@ def _default_synthesize(request) -> None:
     run_synthesize(request, echo=lambda line: None)
 
 
+#: Version of the reference rows' recipe; a cached row of another version is made again
+#: (2: the intensity map writes air outside the input's body, as synthesize does).
+REFERENCE_VERSION = 2
+
+
 @dataclass
 class Hooks:
     """The library calls bench makes (tests count or interrupt them)."""
@@ -185,12 +190,18 @@ class Bench:
                    extra: dict, contrast: str | None = None) -> dict[str, Any]:
         done = self._folder(direction, contrast) / f"{name}.json"
         if done.is_file():
-            return json.loads(done.read_text())
+            cached = json.loads(done.read_text())
+            if cached.get("version") == REFERENCE_VERSION:
+                return cached
+            # made by an earlier bench (e.g. an intensity map without air outside the body):
+            # its predictions are made again
+            shutil.rmtree(self._folder(direction, contrast) / name, ignore_errors=True)
         cases = []
         for subject in self.cohort.tests_of(contrast):
             cases.append({"id": subject.id, **score(predict(subject), subject, direction)})
         row = {"kind": "reference", "label": name, "direction": direction, "contrast": contrast,
-               "metrics": mean_metrics(cases), "subjects": cases, **extra}
+               "metrics": mean_metrics(cases), "subjects": cases, **extra,
+               "version": REFERENCE_VERSION}
         write_json(done, row)
         return row
 

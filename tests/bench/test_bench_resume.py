@@ -151,3 +151,21 @@ def test_a_folder_of_fold_runs_is_an_ensemble_row(tmp_path):
         body = (out["m0"] > -1024) | (out["m1"] > -1024)
         # written as HU rounded to integers: the mean of two members within one HU
         assert np.abs(out["ens"] - (out["m0"] + out["m1"]) / 2)[body].max() <= 1.0
+
+
+def test_reference_rows_of_an_older_recipe_are_made_again(tmp_path):
+    """A cached reference row without the current recipe version (an intensity map from
+    before air was written outside the body) is recomputed, predictions included."""
+    spec, work = load_spec(TINY), tmp_path / "W"
+    first = run_bench(spec, work, hooks=Hooks(), echo=lambda line: None)
+    cached = work / "references" / "mri2ct" / "intensity-map.json"
+    old = json.loads(cached.read_text())
+    stale = {k: v for k, v in old.items() if k != "version"}
+    stale["metrics"] = {**old["metrics"], "mae": 999.0}
+    cached.write_text(json.dumps(stale))
+    pred = next((work / "references" / "mri2ct" / "intensity-map").glob("*.nii.gz"))
+    pred.write_bytes(b"not a volume")                  # a stale prediction file
+    again = run_bench(spec, work, hooks=Hooks(), echo=lambda line: None)
+    imap = next(r for r in again["references"] if r["label"] == "intensity-map")
+    before = next(r for r in first["references"] if r["label"] == "intensity-map")
+    assert imap["metrics"] == before["metrics"] and imap["version"] == before["version"]
