@@ -94,9 +94,17 @@ def _checkpoint_info(path: Path, as_json: bool) -> None:
 
         meta = read_meta(path)
         config, model, fold = meta.config, meta.model, None
+        extra = meta.extra or {}
     summary = {"model": model, "plan": config.get("plan"),
                "fold": config.get("fold"), "n_folds": config.get("n_folds"),
                "folds": fold, "steps": config.get("steps"), "seed": config.get("seed")}
+    if model is not None and extra.get("lineage"):   # trained in phases (init_weights)
+        summary.update({"phases": len(extra["lineage"]) + 1,
+                        "total_steps": extra.get("total_steps"),
+                        "total_minutes": round(float(extra.get("total_seconds") or 0) / 60, 1),
+                        "started_from": [f"{p['weights']} ({p['model']}, {p['steps']} steps, "
+                                         f"sha256 {p['sha256'][:12]})"
+                                         for p in extra["lineage"]]})
     summary = {k: v for k, v in summary.items() if v is not None}
     if as_json:
         typer.echo(json.dumps(summary, indent=2))

@@ -70,3 +70,14 @@ def test_fine_tune_records_the_budget_behind_it(base_run, tiny_dataset, tmp_path
     extra2 = read_meta(out2.run_dir / "model.safetensors").extra
     assert [p["steps"] for p in extra2["lineage"]] == [first["steps"], 2]
     assert extra2["total_steps"] == first["steps"] + 3
+    # medxlate info shows the phases
+    import json
+
+    from typer.testing import CliRunner
+
+    from medxlate.cli.main import app
+
+    shown = CliRunner().invoke(app, ["info", str(out2.run_dir / "model.safetensors"), "--json"])
+    assert shown.exit_code == 0, shown.output
+    summary = json.loads(shown.output)
+    assert summary["phases"] == 3 and summary["total_steps"] == first["steps"] + 3
