@@ -49,6 +49,16 @@ def planes(array: np.ndarray, centre, spacing) -> list[tuple[str, np.ndarray, fl
             ("sagittal", sagittal, sz / sy)]
 
 
+def label_panel(ax, row: int, col: int, title: str, plane: str) -> None:
+    """No ticks; the column's title on the first row, the plane's name on the first column."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if row == 0:
+        ax.set_title(title, fontsize=10)
+    if col == 0:
+        ax.set_ylabel(plane, fontsize=10)
+
+
 def _save(fig, path: Path, overwrite: bool) -> None:
     plt = _pyplot()
     try:
@@ -94,12 +104,7 @@ def montage(case_id: str, data, modality: str, path: Path, overwrite: bool = Fal
             ax = axes[row, col]
             shown = ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, origin="lower",
                               aspect=aspect, interpolation="nearest")
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if row == 0:
-                ax.set_title(title, fontsize=10)
-            if col == 0:
-                ax.set_ylabel(plane, fontsize=10)
+            label_panel(ax, row, col, title, plane)
             if col == len(columns) - 1:
                 fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label=unit)
     fig.suptitle(f"{case_id}  (centre voxel {centre[0]}, {centre[1]}, {centre[2]}; "

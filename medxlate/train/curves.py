@@ -19,7 +19,9 @@ VAL_KEYS = ("vol_mae_hu", "vol_mae", "val_mae_hu", "val_mae")
 NOT_LOSSES = ("step", "lr_factor", "it_s", "elapsed_s")
 
 
-def _read(path: Path) -> list[dict[str, float]]:
+def read_numeric_csv(path: Path) -> list[dict[str, float]]:
+    """The rows of a run's CSV log (train.csv, val.csv) with their numeric cells as floats
+    (empty or text cells left out); [] when the file is absent."""
     if not path.is_file():
         return []
     rows = []
@@ -39,7 +41,7 @@ def draw_curves(run_dir: Path | str, out: Path | str | None = None) -> Path | No
     """Draw the run's curves into ``out`` (default ``RUN_DIR/curves.png``) atomically;
     None when train.csv has no rows yet."""
     run_dir = Path(run_dir)
-    train, val = _read(run_dir / "train.csv"), _read(run_dir / "val.csv")
+    train, val = read_numeric_csv(run_dir / "train.csv"), read_numeric_csv(run_dir / "val.csv")
     if not train:
         return None
     import matplotlib

@@ -81,20 +81,10 @@ class BestTracker:
 def restore_tracker(tracker: BestTracker, run_dir, step: int) -> None:
     """Replay the validations of ``run_dir/val.csv`` up to ``step`` (a resumed run keeps its
     best score and patience count)."""
-    import csv
     from pathlib import Path
 
-    path = Path(run_dir) / "val.csv"
-    if not path.is_file():
-        return
-    with open(path, newline="") as fh:
-        for row in csv.DictReader(fh):
-            if int(row["step"]) > step:
-                continue
-            metrics = {}
-            for key, value in row.items():
-                try:
-                    metrics[key] = float(value)
-                except (TypeError, ValueError):
-                    continue
-            tracker.update(int(row["step"]), metrics)
+    from medxlate.train.curves import read_numeric_csv
+
+    for metrics in read_numeric_csv(Path(run_dir) / "val.csv"):
+        if int(metrics["step"]) <= step:
+            tracker.update(int(metrics["step"]), metrics)

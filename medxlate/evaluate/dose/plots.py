@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medxlate.evaluate.plots import _pyplot, _save, body_centre, planes
+from medxlate.evaluate.plots import _pyplot, _save, body_centre, label_panel, planes
 
 
 def cumulative_dvh(dose: np.ndarray, mask: np.ndarray, bins: np.ndarray) -> np.ndarray:
@@ -35,12 +35,7 @@ def dose_figure(case_id: str, ct: np.ndarray, ref: np.ndarray, pred: np.ndarray,
             alpha = 0.55 if col < 2 else 0.8
             shown = ax.imshow(np.ma.masked_where(np.abs(img) < 1e-6, img), cmap=cmap, vmin=vmin,
                               vmax=vmax, origin="lower", aspect=aspect, alpha=alpha)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if row == 0:
-                ax.set_title(title, fontsize=10)
-            if col == 0:
-                ax.set_ylabel(plane, fontsize=10)
+            label_panel(ax, row, col, title, plane)
             fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04)
     bins = np.linspace(0.0, 1.2 * rx, 241)
     gs = axes[0, 3].get_gridspec()
