@@ -127,9 +127,24 @@ class Bench:
             done = self.work / "models" / entry.slug / f"row{_tag(contrast)}.json"
             if done.is_file():
                 row = json.loads(done.read_text())
-                if row["entry"] == clean(entry.record()):
+                if row["entry"] == clean(entry.record()) and self._current(entry, row):
                     rows.append(row)
         return rows
+
+    def _shipped_sha(self, entry: ModelEntry) -> str | None:
+        """The sha256 of the shipped weights of a ``weights: shipped`` entry (None otherwise):
+        a row of shipped weights holds only while the shipped file is the one it was made with."""
+        if entry.weights != "shipped":
+            return None
+        from medxlate.models.registry import get_spec
+        from medxlate.weights import shipped_weights
+
+        return shipped_weights(get_spec(entry.model).weights)[1]
+
+    def _current(self, entry: ModelEntry, done: dict[str, Any]) -> bool:
+        """Whether a finished row or subject was made with the weights a rerun would use."""
+        sha = self._shipped_sha(entry)
+        return sha is None or done.get("weights_sha256") == sha
 
     def _check_workdir(self) -> None:
         if self.work.exists() and not self.work.is_dir():
@@ -298,6 +313,10 @@ class Bench:
                     raise UsageError(f"{folder} was run with another entry for "
                                      f"{entry.label!r} (e.g. another budget); choose another "
                                      f"--workdir or move {folder} away")
+                if not self._current(entry, row):
+                    self.echo(f"bench: {entry.label}{_tag(contrast)}: the shipped weights "
+                              "changed since it was made: made again")
+                    continue
                 self.echo(f"bench: {entry.label}{_tag(contrast)}: done before, not rerun")
                 rows[contrast] = row
         todo = [c for c in self.cohort.contrasts if c not in rows]
@@ -322,6 +341,7 @@ class Bench:
                "direction": entry.direction, "contrast": contrast,
                "entry": clean(entry.record()),
                "weights": str(weights), "trained_here": trained,
+               **({"weights_sha256": sha} if (sha := self._shipped_sha(entry)) else {}),
                **({"members": [str(m) for m in members]} if len(members) > 1 else {}),
                "grid": {"spacing_mm": data.get("spacing_mm"),
                         "slice_size": meta.config.get("slice_size")},
@@ -380,12 +400,15 @@ class Bench:
         from medxlate.synth.run import SynthesizeRequest
 
         cases = []
+        sha = self._shipped_sha(entry)
         for subject in self.cohort.tests_of(contrast):
             name = f"{subject.id}{_tag(contrast)}"
             done = folder / "subjects" / f"{name}.json"
             if done.is_file():
-                cases.append(json.loads(done.read_text()))
-                continue
+                case = json.loads(done.read_text())
+                if self._current(entry, case):
+                    cases.append(case)
+                    continue
             src, _ = subject.files(entry.direction)
             out = folder / "out" / f"{name}.nii.gz"
             out.parent.mkdir(parents=True, exist_ok=True)
@@ -402,6 +425,7 @@ class Bench:
             self.hooks.synthesize(req)
             seconds = time.perf_counter() - start
             case = {"id": subject.id, "seconds": round(seconds, 3),
+                    **({"weights_sha256": sha} if sha else {}),
                     **score(out, subject, entry.direction)}
             self.echo(f"bench: {entry.label}: {name} MAE {case['mae']:.4g} "
                       f"({seconds:.1f} s)")

@@ -169,3 +169,49 @@ def test_reference_rows_of_an_older_recipe_are_made_again(tmp_path):
     imap = next(r for r in again["references"] if r["label"] == "intensity-map")
     before = next(r for r in first["references"] if r["label"] == "intensity-map")
     assert imap["metrics"] == before["metrics"] and imap["version"] == before["version"]
+
+
+def test_rows_of_shipped_weights_are_made_again_when_the_shipped_file_changes(
+        tmp_path, monkeypatch):
+    """A finished row of ``weights: shipped`` holds only for the shipped file it was made
+    with: new shipped weights (another sha256) make it and its subjects again."""
+    import shutil
+
+    import medxlate.weights as weights_pkg
+
+    spec_file = tmp_path / "s.yaml"
+    spec_file.write_text(TINY.read_text().split("models:")[0]
+                         + "models:\n  - {label: s, model: pix2pix, weights: shipped}\n")
+    spec, work = load_spec(spec_file), tmp_path / "W"
+    shipped = {"sha": "a" * 64}
+    real = weights_pkg.shipped_weights
+    monkeypatch.setattr(weights_pkg, "shipped_weights",
+                        lambda name: (real(name)[0], shipped["sha"]))
+    made, tests = [], []
+
+    def synthesize(req):            # a perfect prediction: the reference CT itself
+        made.append(Path(req.out).name)
+        subject = next(t for t in tests if Path(t.mr) == Path(req.inputs))
+        shutil.copy(subject.ct, req.out)
+
+    from medxlate.bench import runner
+
+    real_prepare = runner.prepare_cohort
+
+    def prepare(*args, **kwargs):
+        cohort = real_prepare(*args, **kwargs)
+        tests[:] = cohort.tests
+        return cohort
+
+    monkeypatch.setattr(runner, "prepare_cohort", prepare)
+    hooks = Hooks(synthesize=synthesize)
+    first = run_bench(spec, work, hooks=hooks, echo=lambda line: None)
+    assert len(made) == 2 and first["rows"][0]["weights_sha256"] == "a" * 64
+    assert first["rows"][0]["metrics"]["mae"] == 0.0
+    run_bench(spec, work, hooks=hooks, echo=lambda line: None)
+    assert len(made) == 2                                  # the same file: nothing redone
+    shipped["sha"] = "b" * 64
+    lines = []
+    again = run_bench(spec, work, hooks=hooks, echo=lines.append)
+    assert len(made) == 4 and again["rows"][0]["weights_sha256"] == "b" * 64
+    assert any("shipped weights changed" in line for line in lines)
