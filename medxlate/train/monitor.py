@@ -18,10 +18,9 @@ class Monitor:
     """Validation, best.safetensors, --patience and curves.png for the engine's run."""
 
     def _volume_validation(self, factory):
-        """The run's whole-volume validator (2D models, main rank), or None."""
+        """The run's whole-volume validator (main rank), or None."""
         cfg = self.cfg
         if factory is None or not (self.world.is_main and cfg["val_volumes"]
-                                   and self.spec.spatial_dims != "3d"
                                    and cfg["pairing"] != "unconditional"
                                    and not self.spec.is_autoencoder):
             return None
@@ -37,16 +36,16 @@ class Monitor:
     def _validate(self, step: int, log: RunLog | None) -> dict[str, float]:
         """Score the validation slices and volumes at ``step``; log them, keep the best."""
         metrics: dict[str, float] = {}
-        # 3D models have no slice validation: `medxlate evaluate` scores their volumes.
-        if self.world.is_main and self.spec.spatial_dims != "3d" and (
-                len(self.val_data) or self.volume_validator):
+        # 3D models have no slice validation: only their whole validation volumes are scored.
+        slices = self.spec.spatial_dims != "3d" and len(self.val_data)
+        if self.world.is_main and (slices or self.volume_validator):
             nets = dict(self.nets)
             if self.ema is not None:
                 nets.update(self.ema.nets)
             for net in nets.values():
                 net.eval()
             sampler = self.cfg["val_sampler"] or self.spec.default_sampler
-            if len(self.val_data):
+            if slices:
                 metrics = validate(self.family, nets, self.val_data, self.cfg,
                                    self.dataset.info["normalisation"], sampler,
                                    self.cfg["val_steps"], self.device, self.cfg["seed"])

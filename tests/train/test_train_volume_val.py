@@ -4,6 +4,7 @@ of best.safetensors and numpy/scikit-image metrics of its output (issue 22)."""
 from __future__ import annotations
 
 import csv
+import json
 
 import nibabel as nib
 import numpy as np
@@ -166,3 +167,34 @@ def test_named_source_contrast_finds_the_datasets_mr_volume(phantom_dataset):
     named = volume_subjects(ds, {"direction": "mri2ct", "source": "t1", "target": "ct"}, 2)
     assert plain and named == plain
     assert all(s["source"].name == "mr.nii.gz" for s in named)
+
+
+def test_unet_3d_validates_whole_volumes_equal_to_synthesize_of_best(tmp_path):
+    """A 3D model (no slice validation) is scored on its whole validation volumes through the
+    synthesize path: best.safetensors through `medxlate synthesize`, MAE by numpy."""
+    root = tmp_path
+    _ok(["phantom", "--out", root / "cohort", "--subjects", 3, "--region", "brain",
+         "--size", 24, 24, 20, "--spacing", 4, 4, 4, "--seed", 2])
+    _ok(["preprocess", "--cohort", root / "cohort", "--out", root / "ds", "--skip", "register",
+         "--set", "steps.resample.spacing_mm=[8,8,8]", "--set", "steps.slices.size=[16,16]",
+         "--set", "steps.volumes.enabled=true", "--set", "steps.volumes.size=[16,16,16]",
+         "--set", "steps.crop.margin_mm=8", "--set", "split.fractions=[0.67,0.33,0.0]"])
+    out = root / "run"
+    _ok(["train", "--model", "unet-3d", "--data", root / "ds", "--out", out, "--device", "cpu",
+         "--steps", 2, "--val-every", 1, "--val-volumes", 1, "--set", "filters=[4,8,8]",
+         "--set", "patch_size=[8,8,8]", "--set", "checkpoint_every=1", "--quiet"])
+    rows = {int(r["step"]): r for r in _csv(out / "val.csv")}
+    assert sorted(rows) == [1, 2] and "val_mae_hu" not in rows[1]
+    best = read_meta(out / "best.safetensors").extra["best"]
+    assert best["metric"] == "vol_mae_hu"
+    subjects = json.loads((root / "ds" / "dataset.json").read_text())["subjects"]
+    val_id = next(s["id"] for s in subjects if s["split"] == "val")
+    subject = root / "ds" / "subjects" / val_id
+    sct = tmp_path / "sct.nii.gz"
+    _ok(["synthesize", "--model", "unet-3d", "--weights", out / "best.safetensors",
+         "--in", subject / "mr.nii.gz", "--out", sct, "--device", "cpu"])
+    pred = np.asarray(nib.load(sct).dataobj, np.float64)
+    ref = np.asarray(nib.load(subject / "ct.nii.gz").dataobj, np.float64)
+    mask = np.asarray(nib.load(subject / "mask.nii.gz").dataobj) > 0
+    assert float(rows[best["step"]]["vol_mae_hu"]) == pytest.approx(
+        np.abs(pred[mask] - ref[mask]).mean(), rel=1e-5)
