@@ -34,7 +34,7 @@ DISTANCE_SLACK = 0.05
 #: An input's rim contrast (:func:`rim_contrast`) on the other side of zero than the training
 #: mean's, both at least this far from zero (normalised units), is another contrast
 #: (docs/input-guard.md: held-out heads measured +0.02 to +0.46 in T1w, -0.63 to -0.08 in
-#: T2w, one T2w whose body mask held only the brain aside).
+#: T2w whose body is head-sized; a brain-only body is left to the region check).
 RIM_MARGIN = 0.05
 #: MR voxels below zero tolerated (interpolation ringing of a resampled magnitude image).
 NEGATIVE_TOLERANCE = 0.001
@@ -242,7 +242,9 @@ def check_summary(summary: dict[str, Any], src_mod: str, record: dict[str, Any] 
     found += _grid(summary, record, working_spacing)
     if not any(f["check"] == "modality" for f in found):  # a wrong modality says it all:
         found += _region(summary, record)  # its body mask and intensities mean nothing
-        if not any(f["check"] == "contrast" for f in found):  # the tags said it already
+        # the tags said it already; or the body is not a training-like head, so its outer
+        # layer is no scalp (a skull-stripped brain, a mask that held only the brain)
+        if not any(f["check"] in ("contrast", "region") for f in found):
             found += _contrast_from_rim(summary, record, src_mod)
         found += _intensities(summary, record)
     return found

@@ -12,6 +12,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -97,6 +98,26 @@ def test_shipped_t1_record_tells_t2_from_t1(head_2mm):
     anyc = shipped("unet-2.5d-any")
     assert anyc["contrasts"] == ["any"]
     assert check_summary(summarise(head_2mm.mr["t2w"], "MR"), "MR", anyc, [2, 2, 2]) == []
+
+
+def test_skull_stripped_t1_is_a_region_finding_not_a_contrast(head_2mm):
+    """Brain tissue only (the phantom's own labels): the rim is cortex and CSF, darker than
+    white matter, but the image is a T1w; the body is what is off."""
+    from medxlate.io.volume import Volume
+    from medxlate.phantom.tissues import TISSUES
+
+    names = [t.name for t in TISSUES]
+    brain = np.isin(head_2mm.labels.array.astype(int),
+                    [names.index(n) for n in ("csf", "grey_matter", "white_matter",
+                                              "deep_grey")])
+    t1 = head_2mm.mr["t1w"]
+    stripped = Volume(np.where(brain, t1.array, 0).astype(np.float32), t1.affine, "MR")
+    summary = summarise(stripped, "MR")
+    assert rim_contrast(summary["profile"]) < -RIM_MARGIN  # the rule alone would misjudge it
+    found = check_summary(summary, "MR", shipped("unet-2.5d"), [2, 2, 2])
+    assert [f["check"] for f in found][:1] == ["region"]
+    assert "contrast" not in [f["check"] for f in found]
+    assert "smaller than the smallest training body" in found[0]["message"]
 
 
 @pytest.mark.skipif(not MAPS.is_dir(), reason=f"no label maps at {MAPS}")
