@@ -31,6 +31,11 @@ GRID_FACTOR = 1.5
 #: of a training input from the training mean, plus DISTANCE_SLACK (normalised units).
 DISTANCE_FACTOR = 1.5
 DISTANCE_SLACK = 0.05
+#: An input's rim contrast (:func:`rim_contrast`) on the other side of zero than the training
+#: mean's, both at least this far from zero (normalised units), is another contrast
+#: (docs/input-guard.md: held-out heads measured +0.02 to +0.46 in T1w, -0.63 to -0.08 in
+#: T2w whose body is head-sized; a brain-only body is left to the region check).
+RIM_MARGIN = 0.05
 #: MR voxels below zero tolerated (interpolation ringing of a resampled magnitude image).
 NEGATIVE_TOLERANCE = 0.001
 
@@ -95,6 +100,51 @@ def _contrast(tags, record, src_mod: str) -> list[dict[str, Any]]:
         return []
     return [finding("contrast", f"DICOM tags say {seen.upper()}-weighted ({said}); the model "
                                 f"was trained on {', '.join(trained)} only", seen, trained)]
+
+
+def rim_contrast(profile) -> float | None:
+    """The mean of the outermost depth shell (0-8 mm under the body surface) minus the largest
+    mean of a deeper shell (None: no outer shell or no deeper one).
+
+    Positive: the rim is the brightest layer, as in a T1w head (scalp fat). Negative: something
+    inside outshines it, as in a T2w head (CSF under the skull and in the ventricles; the
+    scalp is dark).
+
+    >>> round(rim_contrast([0.0, -0.3, -0.4, None, -0.35]), 2)
+    0.3
+    >>> round(rim_contrast([-0.6, -0.4, 0.1, -0.2, -0.1]), 2)
+    -0.7
+    """
+    if not profile or profile[0] is None:
+        return None
+    inner = [v for v in profile[1:] if v is not None]
+    return float(profile[0] - max(inner)) if inner else None
+
+
+def _contrast_from_rim(summary, record, src_mod: str) -> list[dict[str, Any]]:
+    if src_mod != "MR" or not record or record.get("contrasts") == ["any"]:
+        return []
+    ref = rim_contrast((record.get("profile") or {}).get("mean"))
+    seen = rim_contrast(summary.get("profile"))
+    if ref is None or seen is None or abs(ref) < RIM_MARGIN or abs(seen) < RIM_MARGIN \
+            or (seen > 0) == (ref > 0):
+        return []
+    trained = record.get("contrasts") or []
+    # T1w-trained with a reversed rim: T2-like; T2w-trained with a reversed rim: T1-like
+    looks = "T2" if ref > 0 and trained == ["t1"] else \
+        "T1" if ref < 0 and trained == ["t2"] else None
+    if ref > 0:
+        said = (f"the body's outer 8 mm is {-seen:.2f} darker than a deeper layer, where "
+                f"training inputs have it {ref:.2f} brighter than any (bright fluid inside, "
+                "dark scalp)")
+    else:
+        said = (f"the body's outer 8 mm is {seen:.2f} brighter than any deeper layer, where "
+                f"training inputs have it {-ref:.2f} darker than one (bright scalp, no bright "
+                "fluid inside)")
+    what = f"looks {looks}-weighted" if looks else "another contrast"
+    on = f"; the model was trained on {', '.join(trained)} only" if trained else ""
+    return [finding("contrast", f"{what} from its intensities: {said}{on}", round(seen, 4),
+                    round(RIM_MARGIN if ref < 0 else -RIM_MARGIN, 4))]
 
 
 def _grid(summary, record, working) -> list[dict[str, Any]]:
@@ -192,5 +242,9 @@ def check_summary(summary: dict[str, Any], src_mod: str, record: dict[str, Any] 
     found += _grid(summary, record, working_spacing)
     if not any(f["check"] == "modality" for f in found):  # a wrong modality says it all:
         found += _region(summary, record)  # its body mask and intensities mean nothing
+        # the tags said it already; or the body is not a training-like head, so its outer
+        # layer is no scalp (a skull-stripped brain, a mask that held only the brain)
+        if not any(f["check"] in ("contrast", "region") for f in found):
+            found += _contrast_from_rim(summary, record, src_mod)
         found += _intensities(summary, record)
     return found

@@ -27,9 +27,11 @@ def test_held_out_t1_heads_pass(heads, t1_record):
 def test_t2_into_a_t1_only_model(heads, t1_record):
     for h in heads[4:]:
         found = check_summary(summarise(h.mr["t2w"], "MR"), "MR", t1_record, [2, 2, 2])
-        assert checks(found) == ["intensity"]
-        assert found[0]["value"] > found[0]["limit"]
-        assert "another contrast" in found[0]["message"]
+        assert checks(found) == ["contrast", "intensity"]
+        assert found[0]["value"] < found[0]["limit"] < 0  # the rim: darker than inside
+        assert found[0]["message"].startswith("looks T2-weighted from its intensities")
+        assert found[1]["value"] > found[1]["limit"]
+        assert "another contrast" in found[1]["message"]
 
 
 def test_an_any_contrast_record_takes_t2(heads, t1_record):

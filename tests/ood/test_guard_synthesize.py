@@ -54,11 +54,12 @@ def test_warns_once_per_input_and_reports(tmp_path, weights, cohort):
     lines = warning_lines(res)
     assert len(lines) == 2 and "Traceback" not in res.stderr
     assert "b_ct.nii.gz" in lines[0] and "looks like a CT" in lines[0]
-    assert "c_head.nii.gz" in lines[1] and "intensity profile" in lines[1]
+    assert "c_head.nii.gz" in lines[1] and "looks T2-weighted" in lines[1]
+    assert "intensity profile" in lines[1]
     cases = {c["id"]: c for c in json.loads((tmp_path / "r.json").read_text())["cases"]}
     assert "input_warnings" not in cases["a_t1"]
     assert [f["check"] for f in cases["b_ct"]["input_warnings"]] == ["modality"]
-    assert [f["check"] for f in cases["c_head"]["input_warnings"]] == ["intensity"]
+    assert [f["check"] for f in cases["c_head"]["input_warnings"]] == ["contrast", "intensity"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "a_t1_sct.nii.gz", "b_ct_sct.nii.gz", "c_head_sct.nii.gz"]
 
@@ -72,7 +73,8 @@ def test_a_t2_named_input_gets_one_line_for_its_name_and_its_intensities(tmp_pat
     lines = warning_lines(res)
     assert len(lines) == 1 and "is named t2" in lines[0] and "intensity profile" in lines[0]
     case = json.loads((tmp_path / "r.json").read_text())["cases"][0]
-    assert [f["check"] for f in case["input_warnings"]] == ["source_tag", "intensity"]
+    assert [f["check"] for f in case["input_warnings"]] == ["source_tag", "contrast",
+                                                            "intensity"]
 
 
 def test_strict_inputs_fail_those_inputs_only(tmp_path, weights, cohort):
