@@ -124,8 +124,18 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
                    exit_code=exit_code_of(error))
         if getattr(error, "findings", None):
             rec["input_warnings"] = error.findings
-        if echo and not bars.plain:  # plain progress lines already say why
+        if echo and where is not None and not bars.plain:  # plain lines already say why
             echo(f"{where}: failed: {error}")
+
+    def single_failed(rec: dict[str, Any], error: BaseException, clock) -> None:
+        """A single input's failure: its record goes into the --report, written before its
+        own error (and exit code) is re-raised. No echo: the CLI prints that error."""
+        fail(rec, error, None)
+        rec.update(clock.record())
+        if not any(r is rec for r in result.cases):
+            result.cases.append(rec)
+        finish()
+        error.result = result
 
     def written(done) -> None:
         """Finish the records of cases the writer thread has written (or failed to)."""
@@ -155,6 +165,7 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
                 write()
             except (MedxlateError, Exception) as exc:  # one bad case never stops the cohort
                 if not cohort:
+                    single_failed(rec, exc, clock)
                     raise
                 fail(rec, exc, case.source or case.subject)
             rec.update(clock.record())
@@ -233,6 +244,8 @@ def run_synthesize(req: SynthesizeRequest, echo=None) -> RunResult:
             raise
         except (MedxlateError, Exception) as exc:  # one bad case never stops the cohort
             if not cohort:
+                if getattr(exc, "result", None) is None:  # else modelled() reported it
+                    single_failed(record, exc, clock)
                 raise
             if hasattr(exc, "seconds"):  # the reader thread's read failed: its time
                 clock = CaseClock(exc.started, exc.seconds)

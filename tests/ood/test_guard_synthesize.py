@@ -101,6 +101,74 @@ def test_single_input_strict_exit_7(tmp_path, weights, cohort):
     assert not (tmp_path / "o.nii.gz").exists()
 
 
+def _report_case(path) -> dict:
+    report = json.loads(path.read_text())
+    assert report["counts"] == {"ok": 0, "skipped": 0, "failed": 1, "not_started": 0}
+    (case,) = report["cases"]
+    return case
+
+
+def test_single_input_refused_still_writes_its_report(tmp_path, weights, heads):
+    # A T2w head into a model trained on T1w only, under a neutral name: exit 7 (README's
+    # exit-code table), the report names the case, its code and the guard's findings, as a
+    # folder run's report does; nothing else is written (no output, no temporary file).
+    src = tmp_path / "in" / "x.nii.gz"
+    src.parent.mkdir()
+    write_nifti(heads[5].mr["t2w"], src)
+    run = tmp_path / "run"
+    run.mkdir()
+    res = synth(weights, src, run / "o.nii.gz", "--strict-inputs", "--report",
+                str(run / "r.json"))
+    assert res.exit_code == 7 and "Traceback" not in res.stderr
+    assert res.stderr.count("medxlate: error:") == 1
+    assert sorted(p.name for p in run.iterdir()) == ["r.json"]
+    case = _report_case(run / "r.json")
+    assert case["status"] == "failed" and case["exit_code"] == 7
+    assert case["input"] == str(src) and case["output"] == str(run / "o.nii.gz")
+    assert "--strict-inputs" in case["error"]
+    assert "contrast" in [f["check"] for f in case["input_warnings"]]
+    res = synth(weights, src.parent, tmp_path / "folder", "--strict-inputs", "--report",
+                str(tmp_path / "rf.json"))  # the same input as a folder: the same record
+    folder = _report_case(tmp_path / "rf.json")
+    assert res.exit_code == 7 and folder["exit_code"] == 7
+    assert folder["input_warnings"] == case["input_warnings"]
+
+
+def test_single_input_unreadable_still_writes_its_report(tmp_path, weights, heads):
+    a = heads[4].mr["t1w"].array.copy()
+    a[10, 10, 10:13] = np.nan  # exit 3: input invalid (README's exit-code table)
+    src = _nifti(tmp_path / "nan.nii.gz", a)
+    run = tmp_path / "run"
+    run.mkdir()
+    res = synth(weights, src, run / "o.nii.gz", "--report", str(run / "r.json"))
+    assert res.exit_code == 3 and "3 NaN" in res.stderr and "Traceback" not in res.stderr
+    assert sorted(p.name for p in run.iterdir()) == ["r.json"]
+    case = _report_case(run / "r.json")
+    assert case["status"] == "failed" and case["exit_code"] == 3
+    assert case["error"].startswith("InputError: ") and "3 NaN" in case["error"]
+
+
+def test_single_input_failing_its_write_still_writes_its_report(tmp_path, weights, heads,
+                                                                 monkeypatch):
+    from medxlate.errors import OutputError
+    from medxlate.io import readers
+
+    def refuse_write(*args, **kwargs):
+        raise OutputError("disk full (test)")
+
+    monkeypatch.setattr(readers, "write_volume", refuse_write)  # after the model stage
+    src = tmp_path / "t1.nii.gz"
+    write_nifti(heads[4].mr["t1w"], src)
+    run = tmp_path / "run"
+    run.mkdir()
+    res = synth(weights, src, run / "o.nii.gz", "--report", str(run / "r.json"))
+    assert res.exit_code == 4 and "disk full (test)" in res.stderr
+    assert sorted(p.name for p in run.iterdir()) == ["r.json"]
+    case = _report_case(run / "r.json")
+    assert case["exit_code"] == 4 and case["error"] == "OutputError: disk full (test)"
+    assert case["shape"] == list(heads[4].mr["t1w"].shape)  # it got past the model stage
+
+
 def _nifti(path, array, zooms=(4.0, 4.0, 4.0)):
     nib.save(nib.Nifti1Image(array, np.diag([*zooms, 1.0])), str(path))
     return path
