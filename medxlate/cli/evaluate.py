@@ -297,6 +297,8 @@ def evaluate(
     for record in records:
         for text in record.get("warnings", ()):
             err.print(f"warning: {text}", highlight=False, markup=False)
+        for text in record.get("notes", ()):
+            err.print(f"note: {text}", highlight=False, markup=False, soft_wrap=True)
     if unmatched:
         err.print(f"note: {len(unmatched)} reference subject(s) without a prediction: "
                   f"{', '.join(unmatched[:10])}{' ...' if len(unmatched) > 10 else ''}")

@@ -66,12 +66,10 @@ def dose_outputs(settings, cases) -> dict[str, Path]:
     """Label -> path of every dose file the run will write (for overwrite/overlap checks)."""
     if settings is None or settings.out_dir is None:
         return {}
-    from medxlate.evaluate.dose.run import dose_paths
-    from medxlate.io.readers import format_of
+    from medxlate.evaluate.dose.run import dose_paths, writes_rtdose
 
     return {f"--dose-out ({c.id} {k})": p for c in cases
-            for k, p in dose_paths(c.id, settings.out_dir,
-                                   format_of(c.ref) == "dicom").items()}
+            for k, p in dose_paths(c.id, settings.out_dir, writes_rtdose(c.ref)).items()}
 
 
 def definitions(settings) -> dict[str, str]:

@@ -216,6 +216,8 @@ def evaluate_case(case: Case, settings: Settings, plots_dir: Path | None = None,
         record["metrics"].update(metrics)
         if details.get("warnings"):
             record["warnings"] = record.get("warnings", []) + details.pop("warnings")
+        if details.get("notes"):
+            record["notes"] = record.get("notes", []) + details.pop("notes")
         record["dose"] = details
     if plots_dir is not None:
         from medxlate.evaluate.plots import montage

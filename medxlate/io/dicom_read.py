@@ -85,6 +85,18 @@ def list_series(path: Path | str, skip_derived: bool = False) -> list[dict]:
     return [s.to_json(i) for i, s in enumerate(series)]
 
 
+def read_dicom_tags(path: Path | str, series: str | int | None = None,
+                    skip_derived: bool = False) -> dict[str, str]:
+    """The ``meta["dicom"]`` that :func:`read_dicom` gives the same arguments, from the
+    headers alone (no pixel data is read). Raises as :func:`read_dicom` does when ``path``
+    holds no image or several series and no choice."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=UserWarning, module=r"pydicom\.")
+        chosen = select_series(group_series(find_dicom_files(Path(path)), skip_derived),
+                               series, Path(path))
+    return dicom_meta(chosen)
+
+
 def read_dicom(path: Path | str, series: str | int | None = None, skip_derived: bool = False,
                modality: str = "unknown") -> Volume:
     """Read one DICOM series into a canonical (RAS+) float32 Volume (CT in HU).

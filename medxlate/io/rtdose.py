@@ -39,6 +39,12 @@ RTPLAN_STORAGE = "1.2.840.10008.5.1.4.1.1.481.5"
 UINT32_MAX = 2 ** 32 - 1
 
 
+def has_frame_of_reference(tags: dict | None) -> bool:
+    """True when a CT with these DICOM tags (``Volume.meta["dicom"]``; None: not read from
+    DICOM) names the frame of reference an RTDOSE on it must be written in."""
+    return bool((tags or {}).get("FrameOfReferenceUID"))
+
+
 def dose_scaling(max_gy: float) -> float:
     """DoseGridScaling (as DICOM stores it, a decimal string) that spreads ``max_gy`` over
     the uint32 range."""
@@ -63,7 +69,7 @@ def write_rtdose(dose: Volume, path: Path | str, reference: Volume, plan_uid: st
         InputError: the dose has NaN/Inf voxels or a sheared grid.
     """
     ref = reference.meta.get("dicom") or {}
-    if not ref.get("FrameOfReferenceUID"):
+    if not has_frame_of_reference(ref):
         raise UsageError("RTDOSE needs a reference CT read from DICOM (its frame of reference)")
     if not np.isfinite(dose.array).all():
         raise InputError("the dose grid has NaN/Inf voxels; RTDOSE cannot store them")

@@ -81,6 +81,9 @@ def evaluate_dose(case_id: str, loaded, s: DoseSettings, resample: bool = False,
     if s.out_dir is not None:
         details["files"] = _write_doses(case_id, grid, plan.dose, dose_pred, s.out_dir,
                                         overwrite, loaded.ref)
+        note = no_rtdose_note(case_id, loaded.ref)
+        if note is not None:
+            details["notes"] = [note]
     if plots_dir is not None:
         from medxlate.evaluate.dose.plots import dose_figure
 
@@ -92,9 +95,35 @@ def evaluate_dose(case_id: str, loaded, s: DoseSettings, resample: bool = False,
     return metrics, details
 
 
-def from_dicom(ref) -> bool:
-    """True when the reference CT was read from DICOM (its doses also go out as RTDOSE)."""
-    return bool((ref.meta.get("dicom") or {}).get("FrameOfReferenceUID"))
+def writes_rtdose(reference) -> bool:
+    """True when --dose-out also writes a subject's doses as RTDOSE: its reference CT came
+    from DICOM and names its frame of reference. ``reference`` is the CT as read (a Volume),
+    or its path before the run (then the headers alone are read): the CLI's overwrite check
+    and :func:`_write_doses` ask the same question."""
+    from medxlate.io.rtdose import has_frame_of_reference
+
+    if isinstance(reference, str | Path):
+        from medxlate.errors import MedxlateError
+        from medxlate.io.dicom_read import read_dicom_tags
+        from medxlate.io.readers import format_of
+
+        if format_of(Path(reference)) != "dicom":
+            return False
+        try:
+            tags = read_dicom_tags(reference)
+        except MedxlateError:  # that subject fails when it is read: it writes no dose
+            return False
+    else:
+        tags = reference.meta.get("dicom")
+    return has_frame_of_reference(tags)
+
+
+def no_rtdose_note(case_id: str, reference) -> str | None:
+    """One line when a reference CT read from DICOM gets no RTDOSE (None otherwise)."""
+    if reference.meta.get("dicom") is None or writes_rtdose(reference):
+        return None
+    return (f"{case_id}: no RTDOSE written: the reference CT's DICOM headers have no "
+            "FrameOfReferenceUID to place a dose in (the NIfTI doses are written)")
 
 
 def dose_paths(case_id: str, out_dir: Path, dicom: bool = False) -> dict[str, Path]:
@@ -118,7 +147,7 @@ def _write_doses(case_id, grid, ref, pred, out_dir: Path, overwrite: bool,
     from medxlate.io.rtdose import write_rtdose
 
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    dicom = from_dicom(reference)
+    dicom = writes_rtdose(reference)
     paths = dose_paths(case_id, out_dir, dicom)
     files = {}
     for key, array in zip(("dose_ref", "dose_sct", "dose_diff"), (ref, pred, pred - ref)):

@@ -242,3 +242,64 @@ def test_real_ct_series_rtstruct_target_and_rtdose(mridir, tmp_path):
     lps_ordered = gy[::-1, ::-1, :].transpose(2, 1, 0)
     assert np.abs(raw - lps_ordered).max() <= float(ds.DoseGridScaling) / 2 + 1e-9
 
+
+
+@pytest.fixture(scope="module")
+def no_frame_case(dicom_case, tmp_path_factory):
+    """The DICOM cylinder with FrameOfReferenceUID deleted from every file (the tag is type 1
+    in the CT image IOD, but exports that drop it exist): no RTDOSE can be placed on it."""
+    import pydicom
+
+    folder = tmp_path_factory.mktemp("no_frame") / "ct"
+    folder.mkdir()
+    for f in sorted(dicom_case["ct"].iterdir()):
+        ds = pydicom.dcmread(f)
+        del ds.FrameOfReferenceUID
+        ds.save_as(folder / f.name)
+    return {**dicom_case, "ct": folder}
+
+
+def test_rtdose_predicate_from_headers_agrees_with_the_read_ct(dicom_case, no_frame_case):
+    """The overwrite check's question (a path: headers only) and the writer's (the CT as
+    read) give one answer, known by construction of the two series (no engine needed)."""
+    from medxlate.cli.evaluate_dose import dose_outputs
+    from medxlate.evaluate.dose.run import writes_rtdose
+    from medxlate.evaluate.dose.settings import DoseSettings
+    from medxlate.evaluate.pairs import Case
+    from medxlate.io.dicom_read import read_dicom
+
+    for case, expected in ((dicom_case, True), (no_frame_case, False)):
+        assert writes_rtdose(case["ct"]) is expected
+        assert writes_rtdose(read_dicom(case["ct"])) is expected
+    assert writes_rtdose(dicom_case["ref_nifti"]) is False
+    out = no_frame_case["ct"].parent / "doses"
+    settings = DoseSettings(mode="photon", prescription_gy=60.0, fractions=30, out_dir=out)
+    listed = dose_outputs(settings, [Case("ct", dicom_case["ref_nifti"], no_frame_case["ct"])])
+    assert sorted(p.name for p in listed.values()) == [
+        "ct_dose_diff.nii.gz", "ct_dose_ref.nii.gz", "ct_dose_sct.nii.gz"]
+    listed = dose_outputs(settings, [Case("ct", dicom_case["ref_nifti"], dicom_case["ct"])])
+    assert sorted(p.name for p in listed.values()) == [
+        "ct_dose_diff.nii.gz", "ct_dose_ref.dcm", "ct_dose_ref.nii.gz", "ct_dose_sct.dcm",
+        "ct_dose_sct.nii.gz"]
+
+
+@needs_engine
+def test_reference_without_frame_of_reference_gets_no_rtdose_and_one_note(no_frame_case,
+                                                                          tmp_path):
+    out, doses = tmp_path / "r.json", tmp_path / "doses"
+    doses.mkdir()
+    theirs = doses / "ct_dose_ref.dcm"  # the user's own file: not ours to replace or refuse
+    theirs.write_bytes(b"not medxlate's")
+    res = _run_dicom(no_frame_case, "--target", "sphere:0,0,0,15", "--beams", "0,180",
+                     "--dose-grid", "10", "--out", out, "--dose-out", doses)
+    assert res.exit_code == 0, res.output
+    notes = [ln for ln in res.stderr.splitlines() if "RTDOSE" in ln]
+    assert notes == ["note: ct: no RTDOSE written: the reference CT's DICOM headers have no "
+                     "FrameOfReferenceUID to place a dose in (the NIfTI doses are written)"]
+    assert sorted(p.name for p in doses.iterdir()) == [
+        "ct_dose_diff.nii.gz", "ct_dose_ref.dcm", "ct_dose_ref.nii.gz", "ct_dose_sct.nii.gz"]
+    assert theirs.read_bytes() == b"not medxlate's"
+    subject = json.loads(out.read_text())["subjects"][0]
+    assert subject["notes"] == [notes[0].removeprefix("note: ")]
+    assert "warnings" not in subject
+    assert sorted(subject["dose"]["files"]) == ["dose_diff", "dose_ref", "dose_sct"]
