@@ -94,8 +94,8 @@ def test_readme_dose_spec_is_readmes_cohort_with_photon_dose_columns():
     assert spec.cohort["test"] == {"seed": 7, "subjects": [0, 1, 2]}
     assert spec.cohort["phantom"] == {"region": "brain", "seed": 2026, "train": 8}
     assert [(m.model, m.weights, m.direction, m.steps) for m in spec.models] == [
-        ("unet-2.5d", "shipped", "mr->ct", None), ("syndiff", "shipped", "mr->ct", None),
-        ("pix2pix", "shipped", "mr->ct", None)]
+        ("unet-3d", "shipped", "mr->ct", None), ("unet-2.5d", "shipped", "mr->ct", None),
+        ("syndiff", "shipped", "mr->ct", None), ("pix2pix", "shipped", "mr->ct", None)]
     # README's dose table: label 10, 60 Gy/30 fx, 5 photon fields, 4 mm dose grid, and the
     # intensity map and floor rows scored too
     assert spec.dose == {"modality": "photon", "prescription_gy": 60.0, "fractions": 30,
