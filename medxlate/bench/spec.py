@@ -275,6 +275,9 @@ def _model(where: _Where, i: int, raw: Any, direction: str) -> ModelEntry:
                        set=raw.get("set") or {}, seed=raw.get("seed", 0),
                        sampler=raw.get("sampler"), sampler_steps=raw.get("sampler_steps"),
                        weights=raw.get("weights"), tta=raw.get("tta", False))
+    if "," in entry.label:      # --models takes a comma-separated list of labels
+        raise where.fail(f"{key}.label", f"{entry.label!r}: a label has no comma (--models "
+                         "splits on commas)")
     if not isinstance(entry.tta, bool):
         raise where.fail(f"{key}.tta", f"expected true or false, got {entry.tta!r}")
     if not isinstance(entry.set, dict):

@@ -38,6 +38,8 @@ models:
     ("models:\n  - {model: pix2pix, steps: 10}", "models:\n  - {model: pix2pix, steps: 10}\n"
      "  - {model: pix2pix, steps: 20}", "models: two rows share the label 'pix2pix'"),
     ("steps: 10", "steps: 10, tta: maybe", "models[0].tta: expected true or false, got 'maybe'"),
+    ("steps: 10", "steps: 10, label: 'a, b'",
+     "models[0].label: 'a, b': a label has no comma (--models splits on commas)"),
 ])
 def test_bad_spec_is_one_line_and_exit_2(tmp_path, old, new, expected):
     assert old in GOOD
@@ -194,6 +196,7 @@ def test_labels_option_replaces_the_folder_and_needs_a_real_anatomy_spec(tmp_pat
     spec = with_labels(load_spec("real-anatomy"), tmp_path / "elsewhere")
     assert spec.cohort["phantom"]["labels"] == str(tmp_path / "elsewhere")
     assert [m.label for m in spec.models] == [
+        "unet-3d (3D regression U-Net)", "unet-3d --tta (mirroring)",
         "unet-2.5d (regression U-Net)", "unet-2.5d --tta (mirroring)",
         "unet-2.5d-any (any contrast)", "syndiff (paired variant)", "pix2pix"]
     assert all(m.weights == "shipped" for m in spec.models)
