@@ -127,8 +127,13 @@ class Bench:
             done = self.work / "models" / entry.slug / f"row{_tag(contrast)}.json"
             if done.is_file():
                 row = json.loads(done.read_text())
-                if row["entry"] == clean(entry.record()) and self._current(entry, row):
+                if row["entry"] != clean(entry.record()):
+                    continue
+                if self._current(entry, row):
                     rows.append(row)
+                else:
+                    self.echo(f"bench: {entry.label}{_tag(contrast)}: left out, the shipped "
+                              "weights changed since it was made (run it with --models)")
         return rows
 
     def _shipped_sha(self, entry: ModelEntry) -> str | None:

@@ -122,7 +122,10 @@ def rim_contrast(profile) -> float | None:
 
 
 def _contrast_from_rim(summary, record, src_mod: str) -> list[dict[str, Any]]:
-    if src_mod != "MR" or not record or record.get("contrasts") == ["any"]:
+    # Only a model trained on one named contrast has a training rim of that contrast: a mixed
+    # record (t1 and t2) averages two rims, and an unnamed one ([], "mr") says nothing.
+    named = [c for c in ((record or {}).get("contrasts") or []) if c not in ("mr", "any")]
+    if src_mod != "MR" or len(named) != 1 or "any" in record.get("contrasts"):
         return []
     ref = rim_contrast((record.get("profile") or {}).get("mean"))
     seen = rim_contrast(summary.get("profile"))

@@ -20,16 +20,21 @@ class Monitor:
     def _volume_validation(self, factory):
         """The run's whole-volume validator (main rank), or None."""
         cfg = self.cfg
-        if factory is None or not (self.world.is_main and cfg["val_volumes"]
-                                   and cfg["pairing"] != "unconditional"
-                                   and not self.spec.is_autoencoder):
+        three_d = self.spec.spatial_dims == "3d"
+        # A 3D model trained in stages (aldm: autoencoder, then latent diffusion) is not: its
+        # early stages have no synthesize path, and each validation would sample whole volumes.
+        staged_3d = three_d and getattr(self.family, "stages", None) is not None
+        if factory is None or staged_3d or not (self.world.is_main and cfg["val_volumes"]
+                                                and cfg["pairing"] != "unconditional"
+                                                and not self.spec.is_autoencoder):
             return None
         validator = factory(self.dataset, cfg)
         if not validator.subjects:
             if self.dataset.subjects("val"):
+                what = ("no validation (a 3D model is validated on whole volumes only)"
+                        if three_d else "validation scores slices only")
                 print(f"medxlate: note: {self.data}: the val subjects have no whole volumes "
-                      "(subjects/<id>/*.nii.gz): validation scores slices only",
-                      file=sys.stderr, flush=True)
+                      f"(subjects/<id>/*.nii.gz): {what}", file=sys.stderr, flush=True)
             return None
         return validator
 

@@ -177,24 +177,22 @@ def test_rows_of_shipped_weights_are_made_again_when_the_shipped_file_changes(
     with: new shipped weights (another sha256) make it and its subjects again."""
     import shutil
 
-    import medxlate.weights as weights_pkg
+    from medxlate.bench import runner
 
     spec_file = tmp_path / "s.yaml"
     spec_file.write_text(TINY.read_text().split("models:")[0]
-                         + "models:\n  - {label: s, model: pix2pix, weights: shipped}\n")
+                         + "models:\n  - {label: s, model: pix2pix, weights: shipped}\n"
+                         + "  - {label: t, model: cyclegan, weights: shipped}\n")
     spec, work = load_spec(spec_file), tmp_path / "W"
-    shipped = {"sha": "a" * 64}
-    real = weights_pkg.shipped_weights
-    monkeypatch.setattr(weights_pkg, "shipped_weights",
-                        lambda name: (real(name)[0], shipped["sha"]))
+    shipped = {"sha": "a" * 64}       # the shipped files' sha256, as the manifest would say
+    monkeypatch.setattr(runner.Bench, "_shipped_sha",
+                        lambda self, entry: shipped["sha"] if entry.weights == "shipped" else None)
     made, tests = [], []
 
     def synthesize(req):            # a perfect prediction: the reference CT itself
         made.append(Path(req.out).name)
         subject = next(t for t in tests if Path(t.mr) == Path(req.inputs))
         shutil.copy(subject.ct, req.out)
-
-    from medxlate.bench import runner
 
     real_prepare = runner.prepare_cohort
 
@@ -206,12 +204,34 @@ def test_rows_of_shipped_weights_are_made_again_when_the_shipped_file_changes(
     monkeypatch.setattr(runner, "prepare_cohort", prepare)
     hooks = Hooks(synthesize=synthesize)
     first = run_bench(spec, work, hooks=hooks, echo=lambda line: None)
-    assert len(made) == 2 and first["rows"][0]["weights_sha256"] == "a" * 64
+    assert len(made) == 4 and first["rows"][0]["weights_sha256"] == "a" * 64
     assert first["rows"][0]["metrics"]["mae"] == 0.0
     run_bench(spec, work, hooks=hooks, echo=lambda line: None)
-    assert len(made) == 2                                  # the same file: nothing redone
+    assert len(made) == 4                                  # the same files: nothing redone
     shipped["sha"] = "b" * 64
     lines = []
     again = run_bench(spec, work, hooks=hooks, echo=lines.append)
-    assert len(made) == 4 and again["rows"][0]["weights_sha256"] == "b" * 64
+    assert len(made) == 8 and again["rows"][0]["weights_sha256"] == "b" * 64
     assert any("shipped weights changed" in line for line in lines)
+    # a row not asked for (--models t) whose shipped file changed is left out, with a line
+    shipped["sha"] = "c" * 64
+    lines.clear()
+    other = run_bench(spec, work, select(spec, ["t"], None, None), hooks=hooks,
+                      echo=lines.append)
+    assert len(made) == 10 and [r["label"] for r in other["rows"]] == ["t"]
+    assert any(line.startswith("bench: s: left out, the shipped weights changed")
+               for line in lines)
+
+
+def test_shipped_sha_is_the_manifests(tmp_path):
+    import json
+
+    from medxlate.bench.runner import Bench
+
+    spec = load_spec("readme")
+    bench = Bench(spec, tmp_path / "W", echo=lambda line: None)
+    pix = next(m for m in spec.models if m.model == "pix2pix")
+    files = json.loads((Path(__file__).resolve().parents[2] / "weights"
+                        / "manifest.json").read_text())["files"]
+    assert bench._shipped_sha(pix) == files["pix2pix-demo.safetensors"]["sha256"]
+    assert bench._shipped_sha(select(load_spec(TINY), None, None, None)[0]) is None

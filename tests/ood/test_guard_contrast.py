@@ -66,6 +66,9 @@ def test_reversed_rim_is_flagged_with_its_value():
     ([-0.34, -0.3, -0.5, -0.6, -0.6], T1_REC, []),            # rim -0.04: inside the margin
     ([0.2, -0.3, -0.5, -0.6, -0.6], T1_REC, []),              # T1-like rim
     ([-0.6, -0.4, 0.1, -0.2, -0.1], {**T1_REC, "contrasts": ["any"]}, []),
+    ([-0.6, -0.4, 0.1, -0.2, -0.1], {**T1_REC, "contrasts": ["t1", "t2"]}, []),  # mixed
+    ([-0.6, -0.4, 0.1, -0.2, -0.1], {**T1_REC, "contrasts": []}, []),        # unnamed
+    ([-0.6, -0.4, 0.1, -0.2, -0.1], {**T1_REC, "contrasts": ["mr"]}, []),
     ([-0.6, -0.4, 0.1, -0.2, -0.1],                            # record rim +0.04: no direction
      {**T1_REC, "profile": {"mean": [-0.26, -0.3, -0.4, -0.35, -0.35], "max_distance": 9}},
      []),

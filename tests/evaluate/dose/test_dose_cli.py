@@ -243,7 +243,6 @@ def test_real_ct_series_rtstruct_target_and_rtdose(mridir, tmp_path):
     assert np.abs(raw - lps_ordered).max() <= float(ds.DoseGridScaling) / 2 + 1e-9
 
 
-
 @pytest.fixture(scope="module")
 def no_frame_case(dicom_case, tmp_path_factory):
     """The DICOM cylinder with FrameOfReferenceUID deleted from every file (the tag is type 1
