@@ -123,13 +123,14 @@ class Bench:
         """The rows (one per test contrast) of an earlier run of this very entry that
         finished."""
         rows = []
+        sha = self._shipped_sha(entry)
         for contrast in self.cohort.contrasts:
             done = self.work / "models" / entry.slug / f"row{_tag(contrast)}.json"
             if done.is_file():
                 row = json.loads(done.read_text())
                 if row["entry"] != clean(entry.record()):
                     continue
-                if self._current(entry, row):
+                if _current(row, sha):
                     rows.append(row)
                 else:
                     self.echo(f"bench: {entry.label}{_tag(contrast)}: left out, the shipped "
@@ -145,11 +146,6 @@ class Bench:
         from medxlate.weights import shipped_weights
 
         return shipped_weights(get_spec(entry.model).weights)[1]
-
-    def _current(self, entry: ModelEntry, done: dict[str, Any]) -> bool:
-        """Whether a finished row or subject was made with the weights a rerun would use."""
-        sha = self._shipped_sha(entry)
-        return sha is None or done.get("weights_sha256") == sha
 
     def _check_workdir(self) -> None:
         if self.work.exists() and not self.work.is_dir():
@@ -309,6 +305,7 @@ class Bench:
         """The entry's rows, one per test contrast (trained once, scored on each)."""
         folder = self.work / "models" / entry.slug
         record = clean(entry.record())
+        sha = self._shipped_sha(entry)
         rows: dict[str | None, dict] = {}
         for contrast in self.cohort.contrasts:
             done = folder / f"row{_tag(contrast)}.json"
@@ -318,7 +315,7 @@ class Bench:
                     raise UsageError(f"{folder} was run with another entry for "
                                      f"{entry.label!r} (e.g. another budget); choose another "
                                      f"--workdir or move {folder} away")
-                if not self._current(entry, row):
+                if not _current(row, sha):
                     self.echo(f"bench: {entry.label}{_tag(contrast)}: the shipped weights "
                               "changed since it was made: made again")
                     continue
@@ -411,7 +408,7 @@ class Bench:
             done = folder / "subjects" / f"{name}.json"
             if done.is_file():
                 case = json.loads(done.read_text())
-                if self._current(entry, case):
+                if _current(case, sha):
                     cases.append(case)
                     continue
             src, _ = subject.files(entry.direction)
@@ -437,6 +434,12 @@ class Bench:
             write_json(done, case)
             cases.append(case)
         return cases
+
+
+def _current(done: dict[str, Any], sha: str | None) -> bool:
+    """Whether a finished row or subject was made with the shipped weights of sha256 ``sha``
+    that a rerun would use (``sha`` None: not shipped weights, nothing to compare)."""
+    return sha is None or done.get("weights_sha256") == sha
 
 
 def _budget_text(entry: ModelEntry) -> str:

@@ -21,8 +21,8 @@ class Monitor:
         """The run's whole-volume validator (main rank), or None."""
         cfg = self.cfg
         three_d = self.spec.spatial_dims == "3d"
-        # A 3D model trained in stages (aldm: autoencoder, then latent diffusion) is not: its
-        # early stages have no synthesize path, and each validation would sample whole volumes.
+        # A 3D model trained in stages (aldm: autoencoder, then latent diffusion) gets none:
+        # its early stages have no synthesize path, and each would sample whole volumes.
         staged_3d = three_d and getattr(self.family, "stages", None) is not None
         if factory is None or staged_3d or not (self.world.is_main and cfg["val_volumes"]
                                                 and cfg["pairing"] != "unconditional"
