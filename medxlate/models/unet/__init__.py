@@ -121,22 +121,13 @@ _UNET_25D = ModelSpec(
 )
 
 SPECS = [
-    ModelSpec(
-        name="unet-3d",
-        family="unet",
-        description="Residual U-Net regression, 3D patches (MONAI DynUNet, deep supervision), "
-                    "planned from the data; sliding windows, mirroring TTA, fold ensembles",
-        directions=("mri2ct",),
-        spatial_dims="3d",
-        configs=CONFIGS_3D,
-        default_sampler="one-shot",
-        samplers=("one-shot",),
-        entry="medxlate.models.unet.family:FAMILY",
-        weights="unet-3d-demo.safetensors",
-        default_config="demo",
-        reference=_REFERENCE,
-        extra={"planned": True, "ensemble": True},
-    ),
+    # the 2.5D entry with the 3D networks, configs and weights
+    replace(_UNET_25D, name="unet-3d",
+            description="Residual U-Net regression, 3D patches (MONAI DynUNet, deep "
+                        "supervision), planned from the data; sliding windows, mirroring TTA, "
+                        "fold ensembles",
+            spatial_dims="3d", configs=CONFIGS_3D, weights="unet-3d-demo.safetensors",
+            extra={"planned": True, "ensemble": True}),
     _UNET_25D,
     replace(_UNET_25D, name="unet-2.5d-any",
             description="unet-2.5d trained for any MR contrast (T1w, T2w, PDw, FLAIR, thick "
